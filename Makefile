@@ -1,0 +1,53 @@
+# Lepton Kit. Two commands for a newcomer: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export MPLBACKEND := Agg
+export PYTHONWARNINGS := ignore::DeprecationWarning
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: install demo test release run lessons gpu lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+install: $(STAMP)
+
+release: install
+	$(BIN)/lepton release
+
+run: install
+	$(BIN)/lepton run --profile ci --output build/run
+
+## The main job: release, execute every notebook (ci profile), autograde the sample submissions,
+## print the gradebook, write build/report/index.html.
+demo: install release run
+	@for a in $$(ls autograder/samples); do \
+	  [ -d source/$$a ] && $(BIN)/lepton autograde $$a --submissions autograder/samples/$$a --jobs 2 || exit 1; \
+	done
+	$(BIN)/lepton grades --csv build/grades.csv
+	$(BIN)/lepton report
+	@echo "open build/report/index.html"
+
+test: install
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+
+## Re-execute the lesson notebooks in place (their stored outputs are what nbval compares).
+lessons: install
+	for nb in notebooks/*.ipynb; do $(BIN)/jupyter nbconvert --to notebook --execute --inplace $$nb || exit 1; done
+
+## Every notebook in the full profile, on the GPU when there is one; the summary names the device.
+gpu: install
+	$(BIN)/lepton run --profile full --output build/full
+	$(BIN)/python -m lepton_kit.results build/full/summary.json
+
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock.new && mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf build submitted autograded feedback gradebook.db

@@ -1,0 +1,122 @@
+"""The ``lepton`` command: thin over nbgrader (release, autograde, export) and papermill (run).
+
+    lepton release [ASSIGNMENT ...]
+    lepton run [NOTEBOOK|DIR ...] [--profile ci|full] [--output DIR]
+    lepton autograde ASSIGNMENT --submissions DIR [--jobs N]
+    lepton grades [--csv PATH]
+    lepton report [--summary PATH] [--output PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _root(args) -> Path:
+    from lepton_kit.course import find_root
+
+    return find_root(args.root)
+
+
+def cmd_release(args) -> int:
+    from lepton_kit.grading import release
+
+    for assignment_id in release(_root(args), args.assignments):
+        print(f"released {assignment_id} -> release/{assignment_id}/")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from lepton_kit.runner import run
+
+    paths = args.paths or [p for p in ("notebooks", "source") if Path(p).is_dir()]
+    summary = run(paths, Path(args.output), profile=args.profile, timeout=args.timeout)
+    for e in summary["notebooks"]:
+        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in e["metrics"].items())
+        flag = " OVER BUDGET" if e.get("over_budget") else ""
+        print(f"{e['status']:6} {e['seconds']:7.1f} s{flag}  {e['notebook']}  {metrics}")
+        if e["status"] != "ok":
+            print(f"       {e['error']}")
+    failed = sum(e["status"] != "ok" for e in summary["notebooks"])
+    print(f"{len(summary['notebooks']) - failed} ok, {failed} failed on {summary['device']}; "
+          f"summary: {Path(args.output) / 'summary.json'}")
+    return 1 if failed else 0
+
+
+def cmd_autograde(args) -> int:
+    from lepton_kit.grading import autograde
+
+    batch = autograde(_root(args), args.assignment, Path(args.submissions), jobs=args.jobs)
+    print(batch.summary())
+    return 0
+
+
+def cmd_grades(args) -> int:
+    from lepton_kit.grading import format_table, grades, write_csv
+
+    rows = grades(_root(args))
+    print(format_table(rows))
+    if args.csv:
+        print(f"wrote {write_csv(rows, Path(args.csv))}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from lepton_kit import report
+    from lepton_kit.grading import grades
+
+    root = _root(args)
+    rows = grades(root) if (root / "gradebook.db").exists() else []
+    path = report.write(Path(args.output), report.load_summary(Path(args.summary)), rows)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lepton", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", help="course folder (default: the nearest folder with nbgrader_config.py)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="generate release/ from source/ with nbgrader")
+    p.add_argument("assignments", nargs="*", help="assignment ids (default: all under source/)")
+    p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("run", help="execute notebooks with papermill and write summary.json")
+    p.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/ and source/)")
+    p.add_argument("--profile", default="ci", choices=["ci", "full"])
+    p.add_argument("--output", default="build/run", help="folder for executed notebooks and summary.json")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per cell")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("autograde", help="grade submissions/<student>/<assignment>/*.ipynb")
+    p.add_argument("assignment")
+    p.add_argument("--submissions", required=True, help="folder in nbgrader's submitted layout")
+    p.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    p.set_defaults(func=cmd_autograde)
+
+    p = sub.add_parser("grades", help="nbgrader's export plus the weighted course grade")
+    p.add_argument("--csv", help="also write the table to this CSV file")
+    p.set_defaults(func=cmd_grades)
+
+    p = sub.add_parser("report", help="write the HTML report (notebooks, gradebook, grade distribution)")
+    p.add_argument("--summary", default="build/run/summary.json")
+    p.add_argument("--output", default="build/report/index.html")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"lepton {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

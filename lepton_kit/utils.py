@@ -1,0 +1,109 @@
+"""Seeding, device choice and metric recording."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+
+RECORD_MIME = "application/vnd.lepton-kit.record+json"
+
+
+def seed_everything(seed: int = 0) -> int:
+    """Seed Python, NumPy and, when they are imported, PyTorch and TensorFlow.
+
+    >>> seed_everything(0)
+    0
+    """
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+    if "tensorflow" in sys.modules or "keras" in sys.modules:
+        import tensorflow as tf
+
+        tf.random.set_seed(seed)
+    return seed
+
+
+def device(prefer: str | None = None) -> str:
+    """The best torch device available: ``cuda``, then ``mps``, then ``cpu``.
+
+    >>> device("cpu")
+    'cpu'
+    """
+    if prefer:
+        return prefer
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _plain(value):
+    """Turn NumPy / torch scalars into JSON-friendly Python numbers."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def record(name: str, value):
+    """Publish a metric from a notebook; ``lepton run`` collects it into summary.json.
+
+    The value is shown in the notebook and stored in the cell output, where the runner finds it.
+
+    >>> record("demo_accuracy", 0.5)
+    demo_accuracy = 0.5
+    0.5
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"record name must be an identifier like 'digits_accuracy', got {name!r}")
+    plain = _plain(value)
+    text = f"{name} = {round(plain, 4) if isinstance(plain, float) else plain}"
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        in_kernel = get_ipython() is not None and hasattr(get_ipython(), "kernel")
+    except ImportError:
+        in_kernel = False
+    if in_kernel:
+        display({"text/plain": text, RECORD_MIME: {"name": name, "value": plain}}, raw=True)
+    else:
+        print(text)
+    return value
+
+
+def recorded_metrics(notebook: dict) -> dict:
+    """Collect the metrics that ``record`` stored in an executed notebook (nbformat dict).
+
+    >>> recorded_metrics({"cells": []})
+    {}
+    """
+    metrics = {}
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []) or []:
+            data = output.get("data", {}) if isinstance(output, dict) else {}
+            payload = data.get(RECORD_MIME)
+            if isinstance(payload, str):
+                payload = json.loads(payload)
+            if isinstance(payload, dict) and "name" in payload:
+                metrics[payload["name"]] = payload.get("value")
+    return metrics
