@@ -212,3 +212,26 @@ def format_table(rows: list[dict], columns=("assignment", "student_id", "score",
     line = "  ".join(c.ljust(widths[c]) for c in columns)
     body = ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
     return "\n".join([line, "  ".join("-" * widths[c] for c in columns), *body])
+
+
+def db_url(root: Path) -> str:
+    """The gradebook URL that nbgrader_config.py configures for this course."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    return config.CourseDirectory.db_url
+
+
+def cell_scores(root: Path, assignment_id: str) -> dict:
+    """``{student: {grade_id: (auto_score, max_score)}}`` for the autograded cells of an assignment."""
+    from nbgrader.api import Gradebook
+
+    scores: dict[str, dict] = {}
+    with Gradebook(db_url(Path(root))) as gb:
+        for submission in gb.assignment_submissions(assignment_id):
+            cells = scores.setdefault(submission.student_id, {})
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    if grade.auto_score is not None:
+                        cells[grade.name] = (float(grade.auto_score), float(grade.max_score))
+    return scores

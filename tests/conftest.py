@@ -1,0 +1,35 @@
+"""Shared fixtures: a scratch copy of the course, so tests never touch the real gradebook."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "autograder"))  # make_samples.py
+
+
+def copy_course(target: Path) -> Path:
+    """Copy what a course needs (config, curriculum, source, samples) into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("nbgrader_config.py", "course.yml"):
+        shutil.copy(REPO / name, target / name)
+    shutil.copytree(REPO / "source", target / "source", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    return target
+
+
+@pytest.fixture(scope="session")
+def course(tmp_path_factory):
+    """A released scratch course (release/ regenerated from source/ there)."""
+    from lepton_kit.grading import release
+
+    root = copy_course(tmp_path_factory.mktemp("course"))
+    release(root)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _no_db_override(monkeypatch):
+    monkeypatch.delenv("LEPTON_DB_URL", raising=False)

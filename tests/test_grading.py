@@ -1,0 +1,161 @@
+"""Grading validity: release in sync and clean, solutions full marks, releases zero, mistakes lose points."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from conftest import REPO
+from lepton_kit import grading
+from lepton_kit.samples import load_mistakes, replaced, solved
+
+pytestmark = pytest.mark.xdist_group("grading")
+ASSIGNMENTS = grading.assignments(REPO)
+
+
+def _nbgrader(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _signature(nb):
+    return [(c.cell_type, c.source, _nbgrader(c).get("grade_id"), _nbgrader(c).get("points")) for c in nb.cells]
+
+
+def test_there_is_at_least_one_assignment():
+    assert "01_mlp" in ASSIGNMENTS
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_is_in_sync_with_source(course, assignment):
+    committed = sorted((REPO / "release" / assignment).glob("*.ipynb"))
+    fresh = sorted((course / "release" / assignment).glob("*.ipynb"))
+    assert [p.name for p in committed] == [p.name for p in fresh], "run `lepton release` and commit release/"
+    for old, new in zip(committed, fresh):
+        assert _signature(nbformat.read(old, 4)) == _signature(nbformat.read(new, 4)), \
+            f"{old} is stale: run `lepton release {assignment}` and commit it"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_holds_no_solution_and_no_hidden_tests(assignment):
+    for source_path in (REPO / "source" / assignment).glob("*.ipynb"):
+        released = (REPO / "release" / assignment / source_path.name).read_text()
+        assert not re.search(r"BEGIN (SOLUTION|HIDDEN TESTS)", released)
+        for cell in nbformat.read(source_path, 4).cells:
+            for block in re.findall(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)\n(.*?)### END", cell.source, re.S):
+                for line in block.strip().splitlines():
+                    if len(line.strip()) > 25:  # a distinctive line of a solution or hidden test
+                        assert line.strip() not in released, f"release leaks: {line.strip()}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_source_notebooks_have_no_outputs_and_a_parameters_cell(assignment):
+    for path in (REPO / "source" / assignment).glob("*.ipynb"):
+        nb = nbformat.read(path, 4)
+        assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{path} has outputs"
+        first_code = next(c for c in nb.cells if c.cell_type == "code")
+        assert "parameters" in first_code.metadata.get("tags", []) and 'profile = "ci"' in first_code.source
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_exercise_lists_its_common_mistakes(assignment):
+    mistakes = load_mistakes(REPO / "source" / assignment / "mistakes.yml")
+    covered = {m["exercise"] for m in mistakes}
+    for path in (REPO / "source" / assignment).glob("*.ipynb"):
+        for cell in nbformat.read(path, 4).cells:
+            meta = _nbgrader(cell)
+            if meta.get("solution") and cell.cell_type == "code":
+                assert meta["grade_id"] in covered, f"exercise {meta['grade_id']} has no mistake in mistakes.yml"
+
+
+def _autograded_totals(root, assignment):
+    return {student: (sum(s for s, _ in cells.values()), sum(m for _, m in cells.values()))
+            for student, cells in grading.cell_scores(root, assignment).items()}
+
+
+@pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if (REPO / "autograder/samples" / a).is_dir()])
+def test_sample_submissions_get_their_expected_scores(course, assignment, tmp_path):
+    import make_samples
+
+    spec = yaml.safe_load((REPO / "autograder/samples" / assignment / "expected.yml").read_text())
+    # the committed samples are what make_samples.py builds from the current release
+    make_samples.build(assignment, root=REPO, out=tmp_path / "fresh")
+    for student in spec["students"]:
+        for fresh in (tmp_path / "fresh" / student / assignment).glob("*.ipynb"):
+            committed = REPO / "autograder/samples" / assignment / student / assignment / fresh.name
+            assert _signature(nbformat.read(committed, 4)) == _signature(nbformat.read(fresh, 4)), \
+                f"{committed} is stale: run python autograder/make_samples.py"
+    batch = grading.autograde(course, assignment, REPO / "autograder/samples" / assignment, jobs=2, progress=False)
+    assert not batch.failed, batch.summary()
+    totals = _autograded_totals(course, assignment)
+    for student, info in spec["students"].items():
+        score, max_score = totals[student]
+        assert score == pytest.approx(info["expected_score"]), f"{student}: {score} / {max_score}"
+        if info["kind"] == "solution":
+            assert score == max_score > 0
+        if info["kind"] == "release":
+            assert score == 0
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_each_common_mistake_loses_points(course, assignment, tmp_path):
+    mistakes = load_mistakes(REPO / "source" / assignment / "mistakes.yml")
+    submissions = tmp_path / "submissions"
+    for path in (course / "release" / assignment).glob("*.ipynb"):
+        honest = solved(nbformat.read(path, 4), nbformat.read(course / "source" / assignment / path.name, 4))
+        students = {"honest": honest}
+        students.update({f"mistake-{m['id']}": replaced(honest, {m["exercise"]: m["code"]}) for m in mistakes})
+        for student, nb in students.items():
+            target = submissions / student / assignment / path.name
+            target.parent.mkdir(parents=True)
+            nbformat.write(nb, target)
+    batch = grading.autograde(course, assignment, submissions, jobs=2, progress=False)
+    assert not batch.failed, batch.summary()
+    scores = grading.cell_scores(course, assignment)
+    assert all(score == max_score for score, max_score in scores["honest"].values()), scores["honest"]
+    for m in mistakes:
+        got = scores[f"mistake-{m['id']}"]
+        kept = [cell for cell in m["loses"] if got[cell][0] > 0]
+        assert not kept, f"mistake {m['id']} ({m['description']}) still earns points in {kept}"
+
+
+def test_a_broken_submission_never_stops_the_batch(course, tmp_path):
+    assignment = "01_mlp"
+    release_nb = next((course / "release" / assignment).glob("*.ipynb"))
+    for student, content in {"broken-json": "{ not json", "binary-junk": "\x00\x01\x02 junk",
+                             "empty": "", "untouched": release_nb.read_text()}.items():
+        target = tmp_path / student / assignment / release_nb.name
+        target.parent.mkdir(parents=True)
+        target.write_text(content)
+    (tmp_path / "bad name!" / assignment).mkdir(parents=True)
+    batch = grading.autograde(course, assignment, tmp_path, jobs=2, progress=False)
+    outcomes = {o.student: o for o in batch.outcomes}
+    assert outcomes["untouched"].ok
+    assert {"broken-json", "binary-junk", "empty"} <= {o.student for o in batch.failed}
+    assert all(o.reason for o in batch.failed)
+    assert batch.skipped and batch.skipped[0][0] == "bad name!"
+    assert "failed 3" in batch.summary()
+
+
+def test_grades_csv_has_nbgrader_columns_and_course_grade(course, tmp_path):
+    grading.autograde(course, "01_mlp", REPO / "autograder/samples/01_mlp", progress=False)
+    rows = grading.grades(course)
+    path = grading.write_csv(rows, tmp_path / "grades.csv")
+    header = path.read_text().splitlines()[0].split(",")
+    assert header[:11] == grading.EXPORT_COLUMNS
+    assert {"category", "course_grade", "passed", "progress"} <= set(header)
+    by_student = {r["student_id"]: r for r in rows if r["assignment"] == "01_mlp"}
+    alice = by_student["alice"]
+    assert float(alice["course_grade"]) == pytest.approx(100 * float(alice["score"]) / float(alice["max_score"]), abs=0.01)
+    assert by_student["bob"]["course_grade"] == "0.00" and by_student["bob"]["passed"] == "no"
+
+
+def test_cli_reports_an_unknown_assignment_clearly(course):
+    result = subprocess.run([sys.executable, "-m", "lepton_kit.cli", "--root", str(course), "autograde", "99_nope",
+                             "--submissions", str(course)], capture_output=True, text=True)
+    assert result.returncode == 2 and "no such assignment under source/: 99_nope" in result.stderr
