@@ -82,9 +82,11 @@ class BatchResult:
 
 
 def _reason(result: subprocess.CompletedProcess) -> str:
-    text = (result.stdout or "") + (result.stderr or "")
-    interesting = [ln.strip() for ln in text.splitlines() if "ERROR" in ln or "Error" in ln or "error" in ln]
-    return (interesting[-1] if interesting else text.strip().splitlines()[-1:] or ["unknown error"])[0][:300]
+    """The most telling line of a failed nbgrader run: the last exception raised, else the last error line."""
+    lines = ((result.stdout or "") + (result.stderr or "")).splitlines()
+    exceptions = [ln.strip() for ln in lines if re.match(r"^\s*[\w.]+(Error|Exception|Exit)\b.*:", ln)]
+    errors = [ln.strip() for ln in lines if "ERROR" in ln]
+    return ((exceptions or errors or lines or ["unknown error"])[-1])[:300]
 
 
 def collect(root: Path, assignment_id: str, submissions: Path) -> tuple[list[str], list]:
@@ -182,14 +184,24 @@ def grades(root: Path) -> list[dict]:
         score, max_score = float(row["score"] or 0), float(row["max_score"] or 0)
         by_student.setdefault(row["student_id"], {})[row["assignment"]] = (score, max_score, bool(row["timestamp"]))
     planned = set(course["assignments"]) | {row["assignment"] for row in rows}
+    submitted = _submitted(root)
     for row in rows:
         student = by_student[row["student_id"]]
         grade = course_grade({a: (s, m) for a, (s, m, _) in student.items()}, course)
         row["category"] = course["assignments"].get(row["assignment"], {}).get("category", "")
         row["course_grade"] = f"{grade:.2f}"
         row["passed"] = "yes" if grade >= course["pass_mark"] else "no"
-        row["progress"] = f"{sum(1 for *_, submitted in student.values() if submitted)}/{len(planned)}"
+        done = sum(1 for a in student if (a, row["student_id"]) in submitted)
+        row["progress"] = f"{done}/{len(planned)}"
     return rows
+
+
+def _submitted(root: Path) -> set:
+    """(assignment, student) pairs that have a graded submission in the gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url(root)) as gb:
+        return {(a.name, sub.student_id) for a in gb.assignments for sub in a.submissions}
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:
