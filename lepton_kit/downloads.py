@@ -167,7 +167,7 @@ def fetch(dataset: str, filename: str, base_url: str | None = None) -> pathlib.P
 
     try:
         path = pooch.retrieve(
-            url, known_hash=known_hash, fname=filename, path=folder, progressbar=False
+            url, known_hash=known_hash, fname=filename, path=folder, progressbar=True
         )
     except Exception as exc:  # network, HTTP status, hash mismatch, disk...
         # pooch streams into a temporary file and only moves it into place after the hash
