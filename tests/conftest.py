@@ -11,12 +11,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "autograder"))  # make_samples.py
 
 
-def copy_course(target: Path) -> Path:
-    """Copy what a course needs (config, curriculum, source, samples) into ``target``."""
+def copy_course(target: Path, assignments=None) -> Path:
+    """Copy what a course needs (config, curriculum, source/) into ``target``; optionally only some assignments."""
     target.mkdir(parents=True, exist_ok=True)
     for name in ("nbgrader_config.py", "course.yml"):
         shutil.copy(REPO / name, target / name)
-    shutil.copytree(REPO / "source", target / "source", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    for folder in sorted((REPO / "source").iterdir()):
+        if folder.is_dir() and (assignments is None or folder.name in assignments):
+            shutil.copytree(folder, target / "source" / folder.name, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     return target
 
 

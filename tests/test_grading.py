@@ -44,13 +44,14 @@ def test_release_is_in_sync_with_source(course, assignment):
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_holds_no_solution_and_no_hidden_tests(assignment):
     for source_path in (REPO / "source" / assignment).glob("*.ipynb"):
-        released = (REPO / "release" / assignment / source_path.name).read_text()
-        assert not re.search(r"BEGIN (SOLUTION|HIDDEN TESTS)", released)
+        release_path = REPO / "release" / assignment / source_path.name
+        assert not re.search(r"BEGIN (SOLUTION|HIDDEN TESTS)", release_path.read_text())
+        released = "\n".join(c.source for c in nbformat.read(release_path, 4).cells)
         for cell in nbformat.read(source_path, 4).cells:
             for block in re.findall(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)\n(.*?)### END", cell.source, re.S):
-                for line in block.strip().splitlines():
-                    if len(line.strip()) > 25:  # a distinctive line of a solution or hidden test
-                        assert line.strip() not in released, f"release leaks: {line.strip()}"
+                if block.strip():
+                    assert block.strip() not in released, f"release leaks: {block.strip()[:200]}"
+    assert not list((REPO / "release" / assignment).glob("mistakes.yml")), "mistakes.yml must not be released"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -142,16 +143,21 @@ def test_a_broken_submission_never_stops_the_batch(course, tmp_path):
     assert "failed 3" in batch.summary()
 
 
-def test_grades_csv_has_nbgrader_columns_and_course_grade(course, tmp_path):
-    grading.autograde(course, "01_mlp", REPO / "autograder/samples/01_mlp", progress=False)
-    rows = grading.grades(course)
+def test_grades_csv_has_nbgrader_columns_and_course_grade(tmp_path):
+    from conftest import copy_course
+
+    root = copy_course(tmp_path / "course", assignments=["01_mlp"])  # one assignment: grade = its share
+    grading.release(root)
+    grading.autograde(root, "01_mlp", REPO / "autograder/samples/01_mlp", progress=False)
+    rows = grading.grades(root)
     path = grading.write_csv(rows, tmp_path / "grades.csv")
     header = path.read_text().splitlines()[0].split(",")
     assert header[:11] == grading.EXPORT_COLUMNS
     assert {"category", "course_grade", "passed", "progress"} <= set(header)
-    by_student = {r["student_id"]: r for r in rows if r["assignment"] == "01_mlp"}
+    by_student = {r["student_id"]: r for r in rows}
     alice = by_student["alice"]
     assert float(alice["course_grade"]) == pytest.approx(100 * float(alice["score"]) / float(alice["max_score"]), abs=0.01)
+    assert alice["progress"] == "1/1" and alice["passed"] == "yes"
     assert by_student["bob"]["course_grade"] == "0.00" and by_student["bob"]["passed"] == "no"
 
 
