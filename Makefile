@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-export MPLBACKEND := Agg
 export PYTHONWARNINGS := ignore::DeprecationWarning
 export TF_CPP_MIN_LOG_LEVEL := 2
 

@@ -2,14 +2,14 @@
 
     lepton release [ASSIGNMENT ...]
     lepton run [NOTEBOOK|DIR ...] [--profile ci|full] [--output DIR]
-    lepton autograde ASSIGNMENT --submissions DIR [--jobs N]
+    lepton autograde ASSIGNMENT --submissions DIR [--jobs N] [--force] [--no-sandbox]
+    lepton feedback ASSIGNMENT [--output DIR]
     lepton grades [--csv PATH]
     lepton report [--summary PATH] [--output PATH]
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -48,8 +48,24 @@ def cmd_run(args) -> int:
 def cmd_autograde(args) -> int:
     from lepton_kit.grading import autograde
 
-    batch = autograde(_root(args), args.assignment, Path(args.submissions), jobs=args.jobs)
+    if args.no_sandbox:
+        print("WARNING: --no-sandbox: student code runs as you, with your files, network and gradebook in reach.",
+              file=sys.stderr)
+    batch = autograde(_root(args), args.assignment, Path(args.submissions), jobs=args.jobs, force=args.force,
+                      sandbox=False if args.no_sandbox else None, progress=not args.quiet)
     print(batch.summary())
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    from lepton_kit.feedback import write_feedback
+
+    paths = write_feedback(_root(args), args.assignment, Path(args.output) if args.output else None,
+                           students=args.student or None)
+    for path in paths:
+        print(f"wrote {path}")
+    if not paths:
+        print(f"no autograded submission of {args.assignment}: run `lepton autograde` first", file=sys.stderr)
     return 0
 
 
@@ -91,11 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=1800, help="seconds per cell")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("autograde", help="grade submissions/<student>/<assignment>/*.ipynb")
+    p = sub.add_parser("autograde", help="grade submissions/<student>/<assignment>/*.ipynb in sandboxes")
     p.add_argument("assignment")
     p.add_argument("--submissions", required=True, help="folder in nbgrader's submitted layout")
-    p.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: the number of cores)")
+    p.add_argument("--force", action="store_true", help="regrade students an earlier run already finished")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run student code WITHOUT isolation (only where bubblewrap cannot work)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_autograde)
+
+    p = sub.add_parser("feedback", help="one HTML page per student: each test's points, result and message")
+    p.add_argument("assignment")
+    p.add_argument("--output", help="folder (default: feedback/ in the course)")
+    p.add_argument("--student", action="append", help="only this student (repeatable)")
+    p.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser("grades", help="nbgrader's export plus the weighted course grade")
     p.add_argument("--csv", help="also write the table to this CSV file")
@@ -110,7 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("MPLBACKEND", "Agg")
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
