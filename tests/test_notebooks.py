@@ -17,6 +17,10 @@ NOTEBOOKS = find_notebooks([REPO / "notebooks", REPO / "source"])
 CI_TARGETS = {
     "notebooks/01_mlp_from_scratch.ipynb": {"digits_mlp_test_accuracy": 0.90},
     "source/01_mlp/mlp_from_scratch.ipynb": {"digits_mlp_test_accuracy": 0.90},
+    "notebooks/02_training_with_autograd.ipynb": {"digits_mlp_test_accuracy": 0.90, "keras_digits_mlp_test_accuracy": 0.90,
+                                                  "mnist1d_mlp_test_accuracy": 0.45},
+    "source/02_autograd/training_with_autograd.ipynb": {"digits_mlp_test_accuracy": 0.90,
+                                                        "keras_digits_mlp_test_accuracy": 0.90},
     "notebooks/05_convolutional_networks.ipynb": {"mnist1d_cnn_test_accuracy": 0.85, "mnist1d_cnn_shuffled_test_accuracy": 0.45,
                                                   "keras_mnist1d_cnn_test_accuracy": 0.85, "digits_cnn_test_accuracy": 0.95},
     "source/05_cnn/convolutional_networks.ipynb": {"mnist1d_cnn_test_accuracy": 0.85,
