@@ -24,7 +24,7 @@ def learning_curves(history, ax=None, title=None, metrics=None):
     if not names:
         raise ValueError("history is empty: nothing to plot")
     acc_ax = None
-    for name in names:
+    for index, name in enumerate(names):
         values = np.asarray(history[name], dtype=float)
         epochs = np.arange(1, len(values) + 1)
         target = ax
@@ -32,7 +32,8 @@ def learning_curves(history, ax=None, title=None, metrics=None):
             acc_ax = acc_ax or ax.twinx()
             target = acc_ax
         style = "--" if name.startswith("val") or name.startswith("test") else "-"
-        target.plot(epochs, values, style, marker="o" if len(values) < 30 else None, ms=3, label=name)
+        target.plot(epochs, values, style, color=f"C{index}", marker="o" if len(values) < 30 else None, ms=3,
+                    label=name)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     handles, labels = ax.get_legend_handles_labels()
