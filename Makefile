@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONWARNINGS := ignore::DeprecationWarning
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install demo test release run lessons gpu lock clean
+.PHONY: install sandbox demo test release run lessons gpu lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-install: $(STAMP)
+## bubblewrap: the autograder's sandbox (Debian/Ubuntu package)
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; else sudo apt-get install -y -qq bubblewrap; fi; }
+
+install: $(STAMP) sandbox
 
 release: install
 	$(BIN)/lepton release

@@ -21,3 +21,16 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # A student who deleted a graded cell still gets it back (and its points counted) (nbgrader #1682).
 c.OverwriteCells.add_missing_cells = True
+
+# --- limits: `lepton autograde` (sandboxed, see autograder/README.md) ------------------------------
+# Per submission. Execute.timeout above is the default of cell_timeout. A submission that exceeds a
+# limit is stopped cleanly: it keeps the points of the cells that ran before, and the batch goes on.
+c.LeptonAutograde.cell_timeout = 600          # seconds of wall time per cell (interrupted, then killed)
+c.LeptonAutograde.notebook_timeout = 1800     # seconds of wall time per notebook
+c.LeptonAutograde.interrupt_grace = 5         # seconds a cell gets to stop after the interrupt
+c.LeptonAutograde.memory = 2 * 1024**3        # bytes of heap and anonymous memory per process, no swap
+c.LeptonAutograde.processes = 256             # processes and threads
+c.LeptonAutograde.disk = 512 * 1024**2        # bytes in the home folder, in /tmp and in /dev/shm (each)
+c.LeptonAutograde.output = 2 * 1024**2        # bytes of output per notebook (more is cut)
+c.LeptonAutograde.cell_output = 512 * 1024    # bytes of output per cell (more is cut)
+c.LeptonAutograde.threads = 1                 # BLAS/OpenMP threads per submission (--jobs runs several)
