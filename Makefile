@@ -27,11 +27,13 @@ release: install
 run: install
 	$(BIN)/lepton run --profile ci --output build/run
 
-## The main job: release, execute every notebook (ci profile), autograde the sample submissions,
-## print the gradebook, write build/report/index.html.
+## The main job: release, execute every notebook (ci profile), autograde the sample submissions in
+## the sandbox, write their feedback, print the gradebook, write build/report/index.html.
 demo: install release run
 	@for a in $$(ls autograder/samples); do \
-	  [ -d source/$$a ] && $(BIN)/lepton autograde $$a --submissions autograder/samples/$$a --jobs 2 || exit 1; \
+	  [ -d source/$$a ] || continue; \
+	  $(BIN)/lepton autograde $$a --submissions autograder/samples/$$a --jobs 2 || exit 1; \
+	  $(BIN)/lepton feedback $$a || exit 1; \
 	done
 	$(BIN)/lepton grades --csv build/grades.csv
 	$(BIN)/lepton report

@@ -126,6 +126,10 @@ def bwrap_command(limits: Limits, files: Path, extra_env: dict) -> list:
         binds.append((str(data), str(data)))
         args += ["--setenv", "LEPTON_DATA_DIR", str(data)]
     binds.append((str(files), FILES))
+    # scratch file systems first: a bind below /tmp (a clone of the course in /tmp, say) must land on top
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--perms", "01777", "--size", str(limits.disk), "--tmpfs", "/tmp",
+             "--perms", "01777", "--size", str(limits.disk), "--tmpfs", "/dev/shm"]
     made = set()
     for _, target in binds + [("", HOME)]:
         for parent in reversed(Path(target).parents[:-1]):  # bwrap would create them mode 0700
@@ -134,11 +138,7 @@ def bwrap_command(limits: Limits, files: Path, extra_env: dict) -> list:
                 args += ["--perms", "0755", "--dir", str(parent)]
     for source, target in binds:
         args += ["--ro-bind", source, target]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "01777", "--size", str(limits.disk), "--tmpfs", HOME,
-             "--perms", "01777", "--size", str(limits.disk), "--tmpfs", "/tmp",
-             "--perms", "01777", "--size", str(limits.disk), "--tmpfs", "/dev/shm",
-             "--chdir", HOME]
+    args += ["--perms", "01777", "--size", str(limits.disk), "--tmpfs", HOME, "--chdir", HOME]
     for key, value in {**executor_env(limits, HOME), **extra_env}.items():
         args += ["--setenv", key, value]
     return args + ["--", *EXECUTOR]
