@@ -168,3 +168,14 @@ def test_cli_reports_an_unknown_assignment_clearly(course):
     result = subprocess.run([sys.executable, "-m", "lepton_kit.cli", "--root", str(course), "autograde", "99_nope",
                              "--submissions", str(course)], capture_output=True, text=True)
     assert result.returncode == 2 and "no such assignment under source/: 99_nope" in result.stderr
+
+
+@pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if (REPO / "autograder/samples" / a).is_dir()])
+def test_validate_passes_the_solution_and_fails_the_release(course, assignment):
+    """What a student sees on pressing Validate (nbgrader validate, as the lab extension runs it)."""
+    samples = REPO / "autograder/samples" / assignment
+    for student, passes in (("alice", True), ("bob", False)):
+        for notebook in (samples / student / assignment).glob("*.ipynb"):
+            result = grading.nbgrader(course, "validate", notebook, timeout=600)
+            text = result.stdout + result.stderr
+            assert ("Success! Your notebook passes all the tests." in text) is passes, f"{student}: {text[-2000:]}"
