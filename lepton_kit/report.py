@@ -45,7 +45,7 @@ def write(path: Path, summary: dict | None, grade_rows: list[dict] | None, title
     if summary:
         rows = [{"notebook": e["notebook"], "status": e["status"] + (" (over budget)" if e.get("over_budget") else ""),
                  "seconds": f"{e['seconds']:.1f}",
-                 "metrics": ", ".join(f"{k} = {round(v, 4) if isinstance(v, float) else v}"
+                 "metrics": ", ".join(f"{k} = {format(v, '.4g') if isinstance(v, float) else v}"
                                       for k, v in e.get("metrics", {}).items()),
                  "error": e.get("error", "")} for e in summary["notebooks"]]
         parts.append(f"<h2>Notebooks ({html.escape(summary['profile'])} profile on "

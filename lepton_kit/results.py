@@ -22,7 +22,7 @@ def to_markdown(summaries: list[dict]) -> str:
                   f"Device: {s['device']}; Python {s.get('python', '?')}; run started {s.get('started', '?')}.", "",
                   "| notebook | status | seconds | metrics |", "|---|---|---:|---|"]
         for e in s["notebooks"]:
-            metrics = "<br>".join(f"`{k}` = {round(v, 4) if isinstance(v, float) else v}"
+            metrics = "<br>".join(f"`{k}` = {format(v, '.4g') if isinstance(v, float) else v}"
                                   for k, v in e.get("metrics", {}).items())
             lines.append(f"| {e['notebook']} | {e['status']} | {e['seconds']:.1f} | {metrics} |")
         lines.append("")
