@@ -13,14 +13,20 @@ def torch_mlp(input_dim, hidden=(64,), num_classes=10, dropout=0.0):
     """``Linear -> ReLU (-> Dropout)`` for each hidden size, then a ``Linear`` to the logits."""
     from torch import nn
 
-    layers, width = [nn.Flatten()], input_dim
+    return nn.Sequential(nn.Flatten(), *_torch_dense_head(input_dim, hidden, num_classes, dropout))
+
+
+def _torch_dense_head(width, hidden, num_classes, dropout):
+    """``Linear -> ReLU (-> Dropout)`` per hidden size, then the ``Linear`` to the logits."""
+    from torch import nn
+
+    layers = []
     for size in hidden:
         layers += [nn.Linear(width, size), nn.ReLU()]
         if dropout:
             layers.append(nn.Dropout(dropout))
         width = size
-    layers.append(nn.Linear(width, num_classes))
-    return nn.Sequential(*layers)
+    return layers + [nn.Linear(width, num_classes)]
 
 
 def keras_mlp(input_dim, hidden=(64,), num_classes=10, dropout=0.0):
@@ -201,13 +207,7 @@ def torch_cnn2d(image_size=(8, 8), in_channels=1, channels=(32, 64), kernel_size
         layers += [nn.Conv2d(depth, size, kernel_size, padding=kernel_size // 2), nn.ReLU(), nn.MaxPool2d(pool)]
         depth = size
     layers.append(nn.Flatten())
-    features = depth * height * width
-    for size in hidden:
-        layers += [nn.Linear(features, size), nn.ReLU()]
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        features = size
-    layers.append(nn.Linear(features, num_classes))
+    layers += _torch_dense_head(depth * height * width, hidden, num_classes, dropout)
     return nn.Sequential(*layers)
 
 
