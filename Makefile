@@ -49,7 +49,7 @@ lessons: install
 ## Every notebook in the full profile, on the GPU when there is one; the summary names the device.
 gpu: install
 	$(BIN)/lepton run --profile full --output build/full
-	$(BIN)/python -m lepton_kit.results build/full/summary.json
+	$(BIN)/python -m lepton_kit.course.results build/full/summary.json
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//' > requirements.lock.new && mv requirements.lock.new requirements.lock

@@ -25,7 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lepton_kit import grading  # noqa: E402
+from lepton_kit.course.grades import cell_scores  # noqa: E402
+from lepton_kit.course.release import release  # noqa: E402
+from lepton_kit.grading.config import load_config, nbgrader_env  # noqa: E402
 
 BENCH = ROOT / "autograder" / "bench"
 ASSIGNMENT = "bench"
@@ -45,7 +47,7 @@ def copy_course(target: Path) -> Path:
 def submissions(course: Path, out: Path, count: int) -> list[str]:
     import nbformat
 
-    from lepton_kit.samples import replaced, solved
+    from lepton_kit.course.samples import replaced, solved
 
     release_nb = nbformat.read(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
     source_nb = nbformat.read(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
@@ -66,7 +68,7 @@ def run_stock(course: Path, subs: Path) -> float:
     shutil.copytree(subs, course / "submitted")
     began = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT], cwd=course,
-                            env=grading.nbgrader_env(), capture_output=True, text=True)
+                            env=nbgrader_env(), capture_output=True, text=True)
     seconds = time.monotonic() - began
     if result.returncode != 0:
         raise SystemExit(f"stock nbgrader autograde failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
@@ -88,10 +90,10 @@ def startup_overhead(course: Path, repeats: int = 5) -> tuple[float, float]:
     """Median seconds to start, bootstrap and stop one executor on an empty notebook (sandboxed, not)."""
     import nbformat
 
-    from lepton_kit.execution import run_notebook
-    from lepton_kit.sandbox import Limits
+    from lepton_kit.grading.execution import run_notebook
+    from lepton_kit.grading.sandbox import Limits
 
-    limits = Limits.from_config(grading.load_config(course))
+    limits = Limits.from_config(load_config(course))
     empty = json.loads(json.dumps(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("pass")])))
     times = {True: [], False: []}
     for _ in range(repeats):
@@ -116,7 +118,7 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         stock, ours = copy_course(work / "stock"), copy_course(work / "lepton")
-        grading.release(stock, [ASSIGNMENT])
+        release(stock, [ASSIGNMENT])
         for item in ("release", "gradebook.db"):
             (shutil.copytree if (stock / item).is_dir() else shutil.copy)(stock / item, ours / item)
         subs = work / "submissions"
@@ -129,7 +131,7 @@ def main(argv=None) -> int:
         t_ours = run_lepton(ours, subs, args.jobs)
         print(f"lepton autograde --jobs {args.jobs} (bubblewrap, guard): {t_ours:6.1f} s  "
               f"({t_ours / len(students):.2f} s per submission)")
-        a, b = grading.cell_scores(stock, ASSIGNMENT), grading.cell_scores(ours, ASSIGNMENT)
+        a, b = cell_scores(stock, ASSIGNMENT), cell_scores(ours, ASSIGNMENT)
         if a != b:
             diff = {s: (a.get(s), b.get(s)) for s in set(a) | set(b) if a.get(s) != b.get(s)}
             print(f"GRADES DIFFER for {len(diff)} students: {json.dumps(diff, default=str)[:2000]}")

@@ -497,7 +497,7 @@ def make_course(target: Path, released: Path | None = None) -> Path:
     """A scratch copy of the bench course with its release and gradebook (copied from ``released``)."""
     import shutil
 
-    from lepton_kit.grading import release
+    from lepton_kit.course.release import release
 
     generated = ("release", "submitted", "autograded", "feedback", "gradebook.db")
     shutil.copytree(BENCH, target, ignore=shutil.ignore_patterns(*generated))
@@ -511,7 +511,7 @@ def make_course(target: Path, released: Path | None = None) -> Path:
 
 def build(out: Path, root: Path = BENCH) -> dict:
     """Write every case under ``out`` from ``root``'s release; returns {student: Case}."""
-    from lepton_kit.samples import solved
+    from lepton_kit.course.samples import solved
 
     release_nb = nbformat.read(root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
     source_nb = nbformat.read(root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)

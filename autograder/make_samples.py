@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from lepton_kit.samples import load_mistakes, replaced, solved
+from lepton_kit.course.samples import load_mistakes, replaced, solved
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,7 +25,7 @@ def copy_course(target: Path, assignments=None) -> Path:
 @pytest.fixture(scope="session")
 def course(tmp_path_factory):
     """A released scratch course (release/ regenerated from source/ there)."""
-    from lepton_kit.grading import release
+    from lepton_kit.course.release import release
 
     root = copy_course(tmp_path_factory.mktemp("course"))
     release(root)

@@ -1,6 +1,6 @@
 """Run one prepared notebook in a sandboxed executor and collect its outputs and signed verdicts.
 
-The trusted side of :mod:`lepton_kit.executor`: it sends the cells one at a time (hidden tests
+The trusted side of :mod:`lepton_kit.grading.executor`: it sends the cells one at a time (hidden tests
 reach the sandbox only when their cell runs), enforces the wall-time and output limits, interrupts
 or kills what overruns, and keeps the guard's verdicts only when their signature checks out.
 
@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lepton_kit import guard
-from lepton_kit.sandbox import Executor, Limits, OutputFlood
+from lepton_kit.grading import guard
+from lepton_kit.grading.sandbox import Executor, Limits, OutputFlood
 
 OUTPUT_TYPES = {"stream", "display_data", "execute_result", "error"}
 

@@ -1,74 +1,21 @@
-"""Instructor side, over nbgrader: release, autograde a submissions folder in sandboxes, export grades.
+"""Autograde a folder of submissions in sandboxes, ``jobs`` at a time, into nbgrader's gradebook.
 
-nbgrader keeps the gradebook, the markup and the export; how submissions run is Lepton's
-(lepton_kit.restore, .sandbox, .executor, .guard, .execution, .batch; see autograder/README.md).
+nbgrader keeps the gradebook and the markup; how submissions run is Lepton's (restore, sandbox,
+executor, guard, execution, batch in this package; see autograder/README.md).
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lepton_kit.grading.config import assignments, gradebook, load_config
+
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-EXPORT_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
-                  "raw_score", "late_submission_penalty", "score", "max_score"]
-
-
-def nbgrader_env() -> dict:
-    """Environment for nbgrader: the interpreter's bin first on PATH (nbgrader runs ``alembic``)."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-def nbgrader(root: Path, *args, timeout=None) -> subprocess.CompletedProcess:
-    """Run one ``nbgrader`` command in the course root and capture its output."""
-    cmd = [sys.executable, "-m", "nbgrader", *map(str, args)]
-    return subprocess.run(cmd, cwd=root, env=nbgrader_env(), capture_output=True, text=True, timeout=timeout)
-
-
-def gradebook(url: str):
-    """nbgrader's Gradebook in this process (its bin folder on PATH: a new gradebook runs ``alembic``)."""
-    import warnings
-
-    from nbgrader.api import Gradebook
-
-    bin_dir = str(Path(sys.executable).parent)
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
-    warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's add_submission, SQLAlchemy 2
-    return Gradebook(url)
-
-
-def assignments(root: Path) -> list[str]:
-    """Assignment ids: the folders under source/ holding at least one notebook."""
-    source = Path(root) / "source"
-    return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb"))) \
-        if source.is_dir() else []
-
-
-def release(root: Path, ids=()) -> list[str]:
-    """``nbgrader generate_assignment`` for each assignment (all of source/ by default)."""
-    root = Path(root)
-    ids = list(ids) or assignments(root)
-    unknown = [a for a in ids if a not in assignments(root)]
-    if unknown:
-        raise ValueError(f"no such assignment under source/: {', '.join(unknown)}")
-    for assignment_id in ids:
-        result = nbgrader(root, "generate_assignment", assignment_id, "--force")
-        if result.returncode != 0:
-            raise RuntimeError(f"nbgrader generate_assignment {assignment_id} failed:\n{result.stdout}{result.stderr}")
-    return ids
 
 
 @dataclass
@@ -147,22 +94,21 @@ def collect(root: Path, assignment_id: str, submissions: Path) -> tuple[list[str
     return students, skipped
 
 
-def load_config(root: Path):
-    """The course's nbgrader configuration (nbgrader_config.py) as a traitlets Config."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-
-
 def templates(root: Path, assignment_id: str, gb) -> dict:
     """The instructor's version of each notebook: release structure, gradebook sources and points."""
     import nbformat
     from nbgrader.api import MissingEntry
 
-    from lepton_kit.restore import Template, TemplateCell
+    from lepton_kit.grading.restore import Template, TemplateCell
 
     result = {}
-    for notebook in gb.find_assignment(assignment_id).notebooks:
+    try:
+        notebooks = gb.find_assignment(assignment_id).notebooks
+    except MissingEntry:
+        notebooks = []
+    if not notebooks:
+        raise RuntimeError(f"{assignment_id} is not in the gradebook: run `lepton release {assignment_id}`")
+    for notebook in notebooks:
         path = Path(root) / "release" / assignment_id / f"{notebook.name}.ipynb"
         if not path.is_file():
             raise RuntimeError(f"{path} is missing: run `lepton release {assignment_id}`")
@@ -221,25 +167,13 @@ def record(gb, assignment_id: str, result, late_plugin=None) -> None:
     gb.db.commit()
 
 
-def _ensure_released(root: Path, assignment_id: str, url: str) -> None:
-    from nbgrader.api import MissingEntry
-
-    with gradebook(url) as gb:
-        try:
-            known = bool(gb.find_assignment(assignment_id).notebooks)
-        except MissingEntry:
-            known = False
-    if not known or not (root / "release" / assignment_id).is_dir():
-        release(root, [assignment_id])
-
-
 def autograde(root: Path, assignment_id: str, submissions: Path, jobs: int | None = None, progress=True,
               timeout: float | None = None, force: bool = False, sandbox: bool | None = None) -> BatchResult:
     """Grade every student's submission of one assignment in sandboxes, ``jobs`` at a time.
 
     One broken or hostile submission never stops the batch. Finished students are kept from an
     earlier, interrupted run (``force`` regrades everyone). ``sandbox=None`` means bubblewrap unless
-    ``LEPTON_SANDBOX=off``; without bubblewrap it refuses (:class:`lepton_kit.sandbox.SandboxUnavailable`).
+    ``LEPTON_SANDBOX=off``; without bubblewrap it refuses (:class:`lepton_kit.grading.sandbox.SandboxUnavailable`).
     ``timeout`` overrides the per-notebook wall-time limit.
     """
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -247,8 +181,8 @@ def autograde(root: Path, assignment_id: str, submissions: Path, jobs: int | Non
     from nbgrader.plugins import LateSubmissionPlugin
     from tqdm.auto import tqdm
 
-    from lepton_kit import batch as batches
-    from lepton_kit.sandbox import Limits, require_sandbox
+    from lepton_kit.grading import batch as batches
+    from lepton_kit.grading.sandbox import Limits, require_sandbox
 
     root = Path(root)
     if assignment_id not in assignments(root):
@@ -263,7 +197,6 @@ def autograde(root: Path, assignment_id: str, submissions: Path, jobs: int | Non
         limits.notebook_timeout = float(timeout)
     jobs = max(1, jobs or os.cpu_count() or 1)
     url = config.CourseDirectory.db_url
-    _ensure_released(root, assignment_id, url)
     students, skipped = collect(root, assignment_id, submissions)
     batch, start = BatchResult(assignment_id, skipped=skipped), time.monotonic()
     batch.jobs, batch.sandboxed = jobs, sandbox
@@ -304,7 +237,7 @@ def autograde(root: Path, assignment_id: str, submissions: Path, jobs: int | Non
 
 def _resume(context, student: str, force: bool):
     """A finished student's Outcome (kept or recorded from an earlier run), or the Submission to run."""
-    from lepton_kit import batch as batches
+    from lepton_kit.grading import batch as batches
 
     gb, root, assignment_id, tpl, _, state = context
     try:
@@ -328,7 +261,7 @@ def _resume(context, student: str, force: bool):
 
 
 def _finish(context, sub, future) -> Outcome:
-    from lepton_kit import batch as batches
+    from lepton_kit.grading import batch as batches
 
     gb, root, assignment_id, tpl, _, state = context
     try:
@@ -364,84 +297,3 @@ def _reason(result) -> str:
     return "; ".join([*result.problems.values(), *([result.failure] if result.failure else [])])
 
 
-def export_rows(root: Path) -> list[dict]:
-    """nbgrader's own CSV export, read back as a list of dicts (one per assignment and student)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / "grades.csv"
-        result = nbgrader(Path(root), "export", "--to", str(target))
-        if result.returncode != 0 or not target.is_file():
-            raise RuntimeError(f"nbgrader export failed:\n{result.stdout}{result.stderr}")
-        return list(csv.DictReader(io.StringIO(target.read_text())))
-
-
-def grades(root: Path) -> list[dict]:
-    """Export rows plus category, weighted course grade, pass/fail and progress per student."""
-    from lepton_kit.course import course_grade, load_course
-
-    root = Path(root)
-    course = load_course(root)
-    rows = export_rows(root)
-    by_student: dict[str, dict] = {}
-    for row in rows:
-        score, max_score = float(row["score"] or 0), float(row["max_score"] or 0)
-        by_student.setdefault(row["student_id"], {})[row["assignment"]] = (score, max_score, bool(row["timestamp"]))
-    planned = set(course["assignments"]) | {row["assignment"] for row in rows}
-    submitted = _submitted(root)
-    for row in rows:
-        student = by_student[row["student_id"]]
-        grade = course_grade({a: (s, m) for a, (s, m, _) in student.items()}, course)
-        row["category"] = course["assignments"].get(row["assignment"], {}).get("category", "")
-        row["course_grade"] = f"{grade:.2f}"
-        row["passed"] = "yes" if grade >= course["pass_mark"] else "no"
-        done = sum(1 for a in student if (a, row["student_id"]) in submitted)
-        row["progress"] = f"{done}/{len(planned)}"
-    return rows
-
-
-def _submitted(root: Path) -> set:
-    """(assignment, student) pairs that have a graded submission in the gradebook."""
-    with gradebook(db_url(root)) as gb:
-        return {(a.name, sub.student_id) for a in gb.assignments for sub in a.submissions}
-
-
-def write_csv(rows: list[dict], path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns = EXPORT_COLUMNS + [c for c in (rows[0] if rows else {}) if c not in EXPORT_COLUMNS]
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def format_table(rows: list[dict], columns=("assignment", "student_id", "score", "max_score", "course_grade",
-                                            "passed", "progress")) -> str:
-    """A plain-text table for the terminal."""
-    if not rows:
-        return "(the gradebook is empty)"
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    line = "  ".join(c.ljust(widths[c]) for c in columns)
-    body = ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join([line, "  ".join("-" * widths[c] for c in columns), *body])
-
-
-def db_url(root: Path) -> str:
-    """The gradebook URL that nbgrader_config.py configures for this course."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    return config.CourseDirectory.db_url
-
-
-def cell_scores(root: Path, assignment_id: str) -> dict:
-    """``{student: {grade_id: (auto_score, max_score)}}`` for the autograded cells of an assignment."""
-    scores: dict[str, dict] = {}
-    with gradebook(db_url(Path(root))) as gb:
-        for submission in gb.assignment_submissions(assignment_id):
-            cells = scores.setdefault(submission.student_id, {})
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    if grade.auto_score is not None:
-                        cells[grade.name] = (float(grade.auto_score), float(grade.max_score))
-    return scores

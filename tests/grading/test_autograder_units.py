@@ -11,10 +11,10 @@ import nbformat
 import pytest
 
 from conftest import REPO
-from lepton_kit import feedback
-from lepton_kit.execution import guarded_source, imports_of
-from lepton_kit.restore import Malformed, Template, TemplateCell, canonical, parse
-from lepton_kit.sandbox import Limits
+from lepton_kit.grading import feedback
+from lepton_kit.grading.execution import guarded_source, imports_of
+from lepton_kit.grading.restore import Malformed, Template, TemplateCell, canonical, parse
+from lepton_kit.grading.sandbox import Limits
 
 
 def _template():
@@ -90,7 +90,7 @@ def test_limits_come_from_the_config_and_reject_typos():
 
 
 def test_the_course_config_has_a_limits_section():
-    from lepton_kit.grading import load_config
+    from lepton_kit.grading.config import load_config
 
     limits = Limits.from_config(load_config(REPO))
     assert limits.memory == 2 << 30 and limits.cell_timeout > 0 and limits.output > 0
@@ -109,7 +109,7 @@ GUARD_SCRIPT = textwrap.dedent('''
     import json, os, sys
     import numpy as np
     import lepton_kit.checks
-    from lepton_kit import guard
+    from lepton_kit.grading import guard
     read, write = os.pipe()
     ns, box = {"__name__": "__main__"}, [None]
     guard.install(write, ns, box, ["numpy"])
@@ -164,12 +164,12 @@ def test_feedback_blanks_hidden_lines():
 
 def test_autograde_refuses_without_bubblewrap_unless_told(tmp_path):
     env = {**os.environ, "PATH": os.path.dirname(sys.executable)}  # no /usr/bin: no bwrap
-    script = ("from lepton_kit import sandbox; import sys\n"
+    script = ("from lepton_kit.grading import sandbox; import sys\n"
               "try:\n    sandbox.require_sandbox()\nexcept sandbox.SandboxUnavailable as e:\n"
               "    print(e); sys.exit(3)\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO)
     assert result.returncode == 3 and "not installed" in result.stdout and "--no-sandbox" in result.stdout
-    cli = subprocess.run([sys.executable, "-m", "lepton_kit.cli", "--root", str(REPO / "autograder" / "bench"),
+    cli = subprocess.run([sys.executable, "-m", "lepton_kit.course.cli", "--root", str(REPO / "autograder" / "bench"),
                           "autograde", "bench", "--submissions", str(tmp_path)], capture_output=True, text=True,
                          env=env, cwd=REPO)
     assert cli.returncode == 2 and "bubblewrap" in cli.stderr and "--no-sandbox" in cli.stderr

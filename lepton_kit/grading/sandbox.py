@@ -1,6 +1,6 @@
 """Isolation of one submission: bubblewrap, resource limits, and a bounded pipe to the executor.
 
-The executor (:mod:`lepton_kit.executor`) runs in a bubblewrap sandbox with no network, a fresh
+The executor (:mod:`lepton_kit.grading.executor`) runs in a bubblewrap sandbox with no network, a fresh
 PID namespace, a read-only view of the system, the Python environment and ``lepton_kit`` only (no
 course folder, gradebook or other student), and one writable, size-limited home. When lepton runs
 as root each job slot of each batch gets its own unprivileged uid, so the process limit is per submission.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 HOME = "/home/student"
 FILES = "/lepton/files"
-EXECUTOR = [sys.executable, "-s", "-m", "lepton_kit.executor"]  # with PYTHONSAFEPATH: cwd not on sys.path
+EXECUTOR = [sys.executable, "-s", "-m", "lepton_kit.grading.executor"]  # with PYTHONSAFEPATH: cwd not on sys.path
 BASE_UID = 200000  # as root, job slot s of the batch run by process p runs as uid BASE_UID + 64 (p % 10000) + s
 
 

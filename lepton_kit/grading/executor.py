@@ -1,11 +1,11 @@
 """The sandboxed side of ``lepton autograde``: an IPython shell that runs one notebook's cells on request.
 
-:mod:`lepton_kit.execution` starts ``python -s -m lepton_kit.executor`` inside bubblewrap and talks
+:mod:`lepton_kit.grading.execution` starts ``python -s -m lepton_kit.grading.executor`` inside bubblewrap and talks
 to it over two pipes; it is the notebook's kernel, so everything it sends back is untrusted:
 
 * stdin, one JSON request a line: ``{"op": "hello", "packages": [...], "imports": [...]}`` first,
   then ``{"op": "run", "i": 3, "code": "..."}`` for student code, ``{"op": "instr" | "test", "i": 5,
-  "n": nonce, "code": "...", "tag": hmac}`` for instructor cells (run by :mod:`lepton_kit.guard`),
+  "n": nonce, "code": "...", "tag": hmac}`` for instructor cells (run by :mod:`lepton_kit.grading.guard`),
   and ``{"op": "bye"}``;
 * stdout, one record a line: ``LK <key>`` (sent by the guard before any student code runs), JSON
   ``{"t": "o", "i": 3, "o": <nbformat output>}`` and ``{"t": "done", "i": 3}``, and the guard's
@@ -14,7 +14,7 @@ to it over two pipes; it is the notebook's kernel, so everything it sends back i
 
 Limits come from the environment (``LEPTON_LIMITS``, JSON) and are set before anything else runs:
 
-    LEPTON_LIMITS='{"memory": 2147483648, "processes": 256}' PYTHONSAFEPATH=1 python -s -m lepton_kit.executor
+    LEPTON_LIMITS='{"memory": 2147483648, "processes": 256}' PYTHONSAFEPATH=1 python -s -m lepton_kit.grading.executor
 """
 from __future__ import annotations
 
@@ -201,7 +201,7 @@ def main() -> int:
     sys.stdin = io.StringIO()
     builtins.input = _no_input
     builtins.get_ipython = shell.get_ipython
-    from lepton_kit import guard
+    from lepton_kit.grading import guard
 
     mailbox = [None]
     guard.install(records, shell.user_ns, mailbox, hello.get("packages", []))

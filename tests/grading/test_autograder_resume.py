@@ -13,13 +13,14 @@ import nbformat
 import pytest
 
 import corpus
-from lepton_kit import grading
-from lepton_kit.samples import replaced, solved
-from lepton_kit.sandbox import bwrap_problem
+from lepton_kit.course.grades import cell_scores, export_rows
+from lepton_kit.grading.autograde import autograde
+from lepton_kit.course.samples import replaced, solved
+from lepton_kit.grading.sandbox import bwrap_problem
 
 pytestmark = [pytest.mark.xdist_group("autograder"),
               pytest.mark.skipif(bool(bwrap_problem()), reason=f"needs bubblewrap: {bwrap_problem()}")]
-LEPTON = [sys.executable, "-m", "lepton_kit.cli"]
+LEPTON = [sys.executable, "-m", "lepton_kit.course.cli"]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def _submissions(course: Path, out: Path, count: int, slow: float = 0.0) -> Path
 
 
 def _rows(course):
-    return sorted(grading.export_rows(course), key=lambda r: (r["assignment"], r["student_id"]))
+    return sorted(export_rows(course), key=lambda r: (r["assignment"], r["student_id"]))
 
 
 def _sandboxes_of(marker: str) -> list[int]:
@@ -69,17 +70,17 @@ def test_parallel_grades_equal_serial_grades(released, tmp_path):
             shutil.rmtree(folder)
     serial = corpus.make_course(tmp_path / "serial", released=released)
     parallel = corpus.make_course(tmp_path / "parallel", released=released)
-    one = grading.autograde(serial, "bench", subs, jobs=1, progress=False)
-    two = grading.autograde(parallel, "bench", subs, jobs=2, progress=False)
+    one = autograde(serial, "bench", subs, jobs=1, progress=False)
+    two = autograde(parallel, "bench", subs, jobs=2, progress=False)
     assert [(o.student, o.ok) for o in one.outcomes] == [(o.student, o.ok) for o in two.outcomes]
-    assert grading.cell_scores(serial, "bench") == grading.cell_scores(parallel, "bench")
+    assert cell_scores(serial, "bench") == cell_scores(parallel, "bench")
     assert _rows(serial) == _rows(parallel)
 
 
 def test_a_batch_killed_with_sigkill_resumes_without_regrading(released, tmp_path):
     subs = _submissions(released, tmp_path / "subs", 12, slow=1.0)
     reference = corpus.make_course(tmp_path / "reference", released=released)
-    grading.autograde(reference, "bench", subs, jobs=2, progress=False)
+    autograde(reference, "bench", subs, jobs=2, progress=False)
 
     course = corpus.make_course(tmp_path / "course", released=released)
     command = [*LEPTON, "--root", str(course), "autograde", "bench", "--submissions", str(subs), "--jobs", "2",
@@ -103,17 +104,17 @@ def test_a_batch_killed_with_sigkill_resumes_without_regrading(released, tmp_pat
     assert kept and int(kept.group(1)) >= len(finished), again.stdout
     for student, mtime in finished.items():  # finished students were not graded again
         assert (state / f"{student}.done").stat().st_mtime_ns == mtime
-    assert grading.cell_scores(course, "bench") == grading.cell_scores(reference, "bench")
+    assert cell_scores(course, "bench") == cell_scores(reference, "bench")
     assert _rows(course) == _rows(reference)
 
 
 def test_an_unchanged_rerun_grades_nobody_and_force_regrades(released, tmp_path):
     subs = _submissions(released, tmp_path / "subs", 3)
     course = corpus.make_course(tmp_path / "course", released=released)
-    grading.autograde(course, "bench", subs, jobs=2, progress=False)
-    again = grading.autograde(course, "bench", subs, jobs=2, progress=False)
+    autograde(course, "bench", subs, jobs=2, progress=False)
+    again = autograde(course, "bench", subs, jobs=2, progress=False)
     assert all(o.cached for o in again.outcomes) and "3 kept from an earlier run" in again.summary()
-    forced = grading.autograde(course, "bench", subs, jobs=2, progress=False, force=True)
+    forced = autograde(course, "bench", subs, jobs=2, progress=False, force=True)
     assert not any(o.cached for o in forced.outcomes)
 
 
@@ -122,8 +123,8 @@ def test_timestamps_reach_the_gradebook_and_bad_ones_are_reported(released, tmp_
     (subs / "resume-s00" / "bench" / "timestamp.txt").write_text("2024-03-01 10:00:00.000000 UTC")
     (subs / "resume-s01" / "bench" / "timestamp.txt").write_text("yesterday, I promise")
     course = corpus.make_course(tmp_path / "course", released=released)
-    batch = grading.autograde(course, "bench", subs, jobs=2, progress=False)
-    rows = {r["student_id"]: r for r in grading.export_rows(course)}
+    batch = autograde(course, "bench", subs, jobs=2, progress=False)
+    rows = {r["student_id"]: r for r in export_rows(course)}
     assert rows["resume-s00"]["timestamp"].startswith("2024-03-01 10:00:00")
     assert rows["resume-s01"]["timestamp"] == ""
     assert "is not a date" in batch.summary()

@@ -15,13 +15,13 @@ from pathlib import Path
 
 
 def _root(args) -> Path:
-    from lepton_kit.course import find_root
+    from lepton_kit.course.curriculum import find_root
 
     return find_root(args.root)
 
 
 def cmd_release(args) -> int:
-    from lepton_kit.grading import release
+    from lepton_kit.course.release import release
 
     for assignment_id in release(_root(args), args.assignments):
         print(f"released {assignment_id} -> release/{assignment_id}/")
@@ -29,7 +29,7 @@ def cmd_release(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from lepton_kit.runner import run
+    from lepton_kit.course.runner import run
 
     paths = args.paths or [p for p in ("notebooks", "source") if Path(p).is_dir()]
     summary = run(paths, Path(args.output), profile=args.profile, timeout=args.timeout)
@@ -46,19 +46,25 @@ def cmd_run(args) -> int:
 
 
 def cmd_autograde(args) -> int:
-    from lepton_kit.grading import autograde
+    from lepton_kit.course.release import ensure_released
+    from lepton_kit.grading.config import assignments
+    from lepton_kit.grading.autograde import autograde
 
     if args.no_sandbox:
         print("WARNING: --no-sandbox: student code runs as you, with your files, network and gradebook in reach.",
               file=sys.stderr)
-    batch = autograde(_root(args), args.assignment, Path(args.submissions), jobs=args.jobs, force=args.force,
+    root = _root(args)
+    if args.assignment not in assignments(root):
+        raise ValueError(f"no such assignment under source/: {args.assignment}")
+    ensure_released(root, args.assignment)
+    batch = autograde(root, args.assignment, Path(args.submissions), jobs=args.jobs, force=args.force,
                       sandbox=False if args.no_sandbox else None, progress=not args.quiet)
     print(batch.summary())
     return 0
 
 
 def cmd_feedback(args) -> int:
-    from lepton_kit.feedback import write_feedback
+    from lepton_kit.grading.feedback import write_feedback
 
     paths = write_feedback(_root(args), args.assignment, Path(args.output) if args.output else None,
                            students=args.student or None)
@@ -70,7 +76,7 @@ def cmd_feedback(args) -> int:
 
 
 def cmd_grades(args) -> int:
-    from lepton_kit.grading import format_table, grades, write_csv
+    from lepton_kit.course.grades import format_table, grades, write_csv
 
     rows = grades(_root(args))
     print(format_table(rows))
@@ -80,8 +86,8 @@ def cmd_grades(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from lepton_kit import report
-    from lepton_kit.grading import grades
+    from lepton_kit.course import report
+    from lepton_kit.course.grades import grades
 
     root = _root(args)
     rows = grades(root) if (root / "gradebook.db").exists() else []

@@ -16,12 +16,12 @@ import pytest
 
 
 import corpus  # autograder/corpus.py (conftest puts autograder/ on sys.path)
-from lepton_kit import grading
-from lepton_kit.sandbox import bwrap_problem
+from lepton_kit.course.grades import cell_scores
+from lepton_kit.grading.sandbox import bwrap_problem
 
 pytestmark = [pytest.mark.xdist_group("autograder"),
               pytest.mark.skipif(bool(bwrap_problem()), reason=f"needs bubblewrap: {bwrap_problem()}")]
-LEPTON = [sys.executable, "-m", "lepton_kit.cli"]
+LEPTON = [sys.executable, "-m", "lepton_kit.course.cli"]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_the_corpus_is_large_and_varied():
 
 def test_every_submission_gets_exactly_its_expected_grade(graded):
     course, cases, stdout, _ = graded
-    scores = grading.cell_scores(course, corpus.ASSIGNMENT)
+    scores = cell_scores(course, corpus.ASSIGNMENT)
     wrong = {}
     for student, case in cases.items():
         got = {cell: scores.get(student, {}).get(cell, (None, None))[0] for cell in corpus.TESTS}
@@ -72,7 +72,7 @@ def test_the_batch_reports_each_problem_per_student(graded):
 
 def test_honest_students_keep_every_point_and_get_no_notes(graded):
     course, cases, _, _ = graded
-    scores = grading.cell_scores(course, corpus.ASSIGNMENT)
+    scores = cell_scores(course, corpus.ASSIGNMENT)
     state = course / "autograded" / ".lepton-state" / corpus.ASSIGNMENT
     for student in ("honest", "honest-stderr", "honest-alt"):
         assert {c: s for c, (s, _) in scores[student].items() if c in corpus.TESTS} == corpus.FULL

@@ -1,6 +1,6 @@
 """In-kernel guard: instructor cells and tests run so that student code can neither rewrite nor fake them.
 
-The sandboxed executor (:mod:`lepton_kit.executor`) runs student cells through IPython. Instructor
+The sandboxed executor (:mod:`lepton_kit.grading.executor`) runs student cells through IPython. Instructor
 cells (locked setup code and graded tests) go through an audit hook (PEP 578) that :func:`install`
 adds before any student code runs; an audit hook cannot be removed from Python.
 

@@ -12,11 +12,14 @@ import pytest
 import yaml
 
 from conftest import REPO
-from lepton_kit import grading
-from lepton_kit.samples import load_mistakes, replaced, solved
+from lepton_kit.course.grades import EXPORT_COLUMNS, cell_scores, grades, write_csv
+from lepton_kit.course.release import release
+from lepton_kit.grading.autograde import autograde
+from lepton_kit.grading.config import assignments, nbgrader
+from lepton_kit.course.samples import load_mistakes, replaced, solved
 
 pytestmark = pytest.mark.xdist_group("grading")
-ASSIGNMENTS = grading.assignments(REPO)
+ASSIGNMENTS = assignments(REPO)
 
 
 def _nbgrader(cell):
@@ -76,7 +79,7 @@ def test_every_exercise_lists_its_common_mistakes(assignment):
 
 def _autograded_totals(root, assignment):
     return {student: (sum(s for s, _ in cells.values()), sum(m for _, m in cells.values()))
-            for student, cells in grading.cell_scores(root, assignment).items()}
+            for student, cells in cell_scores(root, assignment).items()}
 
 
 @pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if (REPO / "autograder/samples" / a).is_dir()])
@@ -91,7 +94,7 @@ def test_sample_submissions_get_their_expected_scores(course, assignment, tmp_pa
             committed = REPO / "autograder/samples" / assignment / student / assignment / fresh.name
             assert _signature(nbformat.read(committed, 4)) == _signature(nbformat.read(fresh, 4)), \
                 f"{committed} is stale: run python autograder/make_samples.py"
-    batch = grading.autograde(course, assignment, REPO / "autograder/samples" / assignment, jobs=2, progress=False)
+    batch = autograde(course, assignment, REPO / "autograder/samples" / assignment, jobs=2, progress=False)
     assert not batch.failed, batch.summary()
     totals = _autograded_totals(course, assignment)
     for student, info in spec["students"].items():
@@ -115,9 +118,9 @@ def test_each_common_mistake_loses_points(course, assignment, tmp_path):
             target = submissions / student / assignment / path.name
             target.parent.mkdir(parents=True)
             nbformat.write(nb, target)
-    batch = grading.autograde(course, assignment, submissions, jobs=2, progress=False)
+    batch = autograde(course, assignment, submissions, jobs=2, progress=False)
     assert not batch.failed, batch.summary()
-    scores = grading.cell_scores(course, assignment)
+    scores = cell_scores(course, assignment)
     assert all(score == max_score for score, max_score in scores["honest"].values()), scores["honest"]
     for m in mistakes:
         got = scores[f"mistake-{m['id']}"]
@@ -134,7 +137,7 @@ def test_a_broken_submission_never_stops_the_batch(course, tmp_path):
         target.parent.mkdir(parents=True)
         target.write_text(content)
     (tmp_path / "bad name!" / assignment).mkdir(parents=True)
-    batch = grading.autograde(course, assignment, tmp_path, jobs=2, progress=False)
+    batch = autograde(course, assignment, tmp_path, jobs=2, progress=False)
     outcomes = {o.student: o for o in batch.outcomes}
     assert outcomes["untouched"].ok
     assert {"broken-json", "binary-junk", "empty"} <= {o.student for o in batch.failed}
@@ -147,17 +150,17 @@ def test_grades_csv_has_nbgrader_columns_and_course_grade(tmp_path):
     from conftest import copy_course
 
     root = copy_course(tmp_path / "course", assignments=["01_mlp"])  # one assignment: grade = its share
-    grading.release(root)
-    grading.autograde(root, "01_mlp", REPO / "autograder/samples/01_mlp", progress=False)
-    rows = grading.grades(root)
-    path = grading.write_csv(rows, tmp_path / "grades.csv")
+    release(root)
+    autograde(root, "01_mlp", REPO / "autograder/samples/01_mlp", progress=False)
+    rows = grades(root)
+    path = write_csv(rows, tmp_path / "grades.csv")
     header = path.read_text().splitlines()[0].split(",")
-    assert header[:11] == grading.EXPORT_COLUMNS
+    assert header[:11] == EXPORT_COLUMNS
     assert {"category", "course_grade", "passed", "progress"} <= set(header)
     by_student = {r["student_id"]: r for r in rows}
     alice = by_student["alice"]
     assert float(alice["course_grade"]) == pytest.approx(100 * float(alice["score"]) / float(alice["max_score"]), abs=0.01)
-    from lepton_kit.course import load_course
+    from lepton_kit.course.curriculum import load_course
 
     planned = len(load_course(root)["assignments"])  # progress counts every assignment the curriculum plans
     assert alice["progress"] == f"1/{planned}" and alice["passed"] == "yes"
@@ -165,7 +168,7 @@ def test_grades_csv_has_nbgrader_columns_and_course_grade(tmp_path):
 
 
 def test_cli_reports_an_unknown_assignment_clearly(course):
-    result = subprocess.run([sys.executable, "-m", "lepton_kit.cli", "--root", str(course), "autograde", "99_nope",
+    result = subprocess.run([sys.executable, "-m", "lepton_kit.course.cli", "--root", str(course), "autograde", "99_nope",
                              "--submissions", str(course)], capture_output=True, text=True)
     assert result.returncode == 2 and "no such assignment under source/: 99_nope" in result.stderr
 
@@ -176,6 +179,6 @@ def test_validate_passes_the_solution_and_fails_the_release(course, assignment):
     samples = REPO / "autograder/samples" / assignment
     for student, passes in (("alice", True), ("bob", False)):
         for notebook in (samples / student / assignment).glob("*.ipynb"):
-            result = grading.nbgrader(course, "validate", notebook, timeout=600)
+            result = nbgrader(course, "validate", notebook, timeout=600)
             text = result.stdout + result.stderr
             assert ("Success! Your notebook passes all the tests." in text) is passes, f"{student}: {text[-2000:]}"

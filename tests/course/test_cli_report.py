@@ -1,7 +1,7 @@
 """The HTML report and the results table from run summaries."""
 from __future__ import annotations
 
-from lepton_kit import report
+from lepton_kit.course import report
 
 
 def test_report_has_notebooks_gradebook_and_plot(tmp_path):
@@ -23,7 +23,7 @@ def test_report_without_runs_says_what_to_do(tmp_path):
 def test_results_markdown_keeps_tiny_values_and_names_the_device(tmp_path):
     import json
 
-    from lepton_kit import results
+    from lepton_kit.course import results
 
     summary = {"profile": "full", "device": "NVIDIA H100", "python": "3.11", "started": "now", "notebooks": [
         {"notebook": "source/03.ipynb", "status": "ok", "seconds": 1.0, "metrics": {"max_param_diff": 4.4e-16}}]}

@@ -18,8 +18,8 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lepton_kit.execution import CellRun, run_notebook
-from lepton_kit.restore import Malformed, canonical
+from lepton_kit.grading.execution import CellRun, run_notebook
+from lepton_kit.grading.restore import Malformed, canonical
 
 VERSION = "lepton-autograde-1"  # part of every fingerprint: bump it when grading semantics change
 

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from conftest import REPO
-from lepton_kit.runner import CI_BUDGET_SECONDS, find_notebooks, run
+from lepton_kit.course.runner import CI_BUDGET_SECONDS, find_notebooks, run
 
 pytestmark = pytest.mark.xdist_group("notebooks")
 NOTEBOOKS = find_notebooks([REPO / "notebooks", REPO / "source"])
@@ -96,6 +96,6 @@ def test_run_reports_a_failing_notebook_without_stopping(tmp_path):
 def test_lessons_match_their_stored_outputs_with_nbval():
     lessons = sorted((REPO / "notebooks").glob("*.ipynb"))
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
-                             "--nbval", "--nbval-sanitize-with", str(REPO / "tests/nbval_sanitize.cfg"),
+                             "--nbval", "--nbval-sanitize-with", str(REPO / "tests/course/nbval_sanitize.cfg"),
                              *map(str, lessons)], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:]

@@ -1,6 +1,6 @@
 """Keep docs/results.md true: the measured figures of each profile, written from `lepton run` summaries.
 
-    python -m lepton_kit.results build/run/summary.json   # stores it as docs/results/<profile>.json
+    python -m lepton_kit.course.results build/run/summary.json   # stores it as docs/results/<profile>.json
 
 The markdown is regenerated from every stored summary, so each figure in it came from a run.
 """
@@ -16,7 +16,7 @@ DOCS = Path("docs")
 
 def to_markdown(summaries: list[dict]) -> str:
     lines = ["# Measured results", "",
-             "Written by `python -m lepton_kit.results SUMMARY.json` from `lepton run` summaries; do not edit by hand.", ""]
+             "Written by `python -m lepton_kit.course.results SUMMARY.json` from `lepton run` summaries; do not edit by hand.", ""]
     for s in summaries:
         lines += [f"## Profile `{s['profile']}`", "",
                   f"Device: {s['device']}; Python {s.get('python', '?')}; run started {s.get('started', '?')}.", "",
