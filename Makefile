@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONWARNINGS := ignore::DeprecationWarning
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install sandbox demo test release run lessons gpu lock clean
+.PHONY: install sandbox demo test test-fast release run lessons gpu lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ release: install
 	$(BIN)/lepton release
 
 run: install
-	$(BIN)/lepton run --profile ci --output build/run
+	$(BIN)/lepton run --profile ci --output build/run --check-targets
 
 ## The main job: release, execute every notebook (ci profile), autograde the sample submissions in
 ## the sandbox, write their feedback, print the gradebook, write build/report/index.html.
@@ -39,8 +39,13 @@ demo: install release run
 	$(BIN)/lepton report
 	@echo "open build/report/index.html"
 
+## The whole suite (what CI runs): at most 10 minutes on 2 cores.
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=10
+
+## What to run while working: everything not marked slow, in under 90 s on 2 cores.
+test-fast: install
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow"
 
 ## Re-execute the lesson notebooks in place (their stored outputs are what nbval compares).
 lessons: install

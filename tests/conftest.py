@@ -1,14 +1,24 @@
-"""Shared fixtures: a scratch copy of the course, so tests never touch the real gradebook."""
+"""Shared fixtures: a scratch copy of the course, so tests never touch the real gradebook.
+
+Thread budget: each pytest worker, and every kernel it starts, uses its share of the cores
+(``cores // workers``); with default threads, two workers made small torch models 20-45x slower.
+"""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
+from lepton_kit.course.runner import thread_budget, thread_env
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "autograder"))  # make_samples.py
+
+os.environ.setdefault("LEPTON_PARALLEL", os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+os.environ.update(thread_env(thread_budget()))  # before torch or TensorFlow is imported
 
 
 def copy_course(target: Path, assignments=None) -> Path:

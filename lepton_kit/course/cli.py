@@ -1,7 +1,7 @@
 """The ``lepton`` command: thin over nbgrader (release, autograde, export) and papermill (run).
 
     lepton release [ASSIGNMENT ...]
-    lepton run [NOTEBOOK|DIR ...] [--profile ci|full] [--output DIR]
+    lepton run [NOTEBOOK|DIR ...] [--profile ci|full] [--output DIR] [--check-targets]
     lepton autograde ASSIGNMENT --submissions DIR [--jobs N] [--force] [--no-sandbox]
     lepton feedback ASSIGNMENT [--output DIR]
     lepton grades [--csv PATH]
@@ -29,20 +29,27 @@ def cmd_release(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from lepton_kit.course.runner import run
+    from lepton_kit.course.runner import missed_targets, run
+    from lepton_kit.course.targets import format_value
 
-    paths = args.paths or [p for p in ("notebooks", "source") if Path(p).is_dir()]
-    summary = run(paths, Path(args.output), profile=args.profile, timeout=args.timeout)
+    root = _root(args)
+    paths = args.paths or [root / p for p in ("notebooks", "source") if (root / p).is_dir()]
+    output = Path(args.output) if args.output else root / "build" / "run"
+    summary = run(paths, output, profile=args.profile, timeout=args.timeout, root=root)
     for e in summary["notebooks"]:
-        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in e["metrics"].items())
+        metrics = ", ".join(f"{k}={format_value(v)}" for k, v in e["metrics"].items())
         flag = " OVER BUDGET" if e.get("over_budget") else ""
         print(f"{e['status']:6} {e['seconds']:7.1f} s{flag}  {e['notebook']}  {metrics}")
+        for t in e.get("targets", []):
+            measured = "not recorded" if t["measured"] is None else format_value(t["measured"])
+            print(f"         {'met   ' if t['met'] else 'MISSED'} {t['metric']} {measured} (target {t['target']})")
         if e["status"] != "ok":
             print(f"       {e['error']}")
     failed = sum(e["status"] != "ok" for e in summary["notebooks"])
-    print(f"{len(summary['notebooks']) - failed} ok, {failed} failed on {summary['device']}; "
-          f"summary: {Path(args.output) / 'summary.json'}")
-    return 1 if failed else 0
+    missed = missed_targets(summary)
+    print(f"{len(summary['notebooks']) - failed} ok, {failed} failed, {len(missed)} target(s) missed on "
+          f"{summary['device']} ({summary['threads']} threads); summary: {output / 'summary.json'}")
+    return 1 if failed or (args.check_targets and missed) else 0
 
 
 def cmd_autograde(args) -> int:
@@ -87,11 +94,14 @@ def cmd_grades(args) -> int:
 
 def cmd_report(args) -> int:
     from lepton_kit.course import report
+    from lepton_kit.course.curriculum import load_course
     from lepton_kit.course.grades import grades
 
     root = _root(args)
     rows = grades(root) if (root / "gradebook.db").exists() else []
-    path = report.write(Path(args.output), report.load_summary(Path(args.summary)), rows)
+    summary = report.load_summary(Path(args.summary) if args.summary else root / "build" / "run" / "summary.json")
+    path = report.write(Path(args.output) if args.output else root / "build" / "report" / "index.html", summary, rows,
+                        pass_mark=load_course(root)["pass_mark"])
     print(f"wrote {path}")
     return 0
 
@@ -109,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="execute notebooks with papermill and write summary.json")
     p.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/ and source/)")
     p.add_argument("--profile", default="ci", choices=["ci", "full"])
-    p.add_argument("--output", default="build/run", help="folder for executed notebooks and summary.json")
+    p.add_argument("--output", help="folder for executed notebooks and summary.json (default: build/run in the course)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per cell")
+    p.add_argument("--check-targets", action="store_true", help="fail when a notebook misses a target of course.yml")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("autograde", help="grade submissions/<student>/<assignment>/*.ipynb in sandboxes")
@@ -134,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_grades)
 
     p = sub.add_parser("report", help="write the HTML report (notebooks, gradebook, grade distribution)")
-    p.add_argument("--summary", default="build/run/summary.json")
-    p.add_argument("--output", default="build/report/index.html")
+    p.add_argument("--summary", help="a `lepton run` summary (default: build/run/summary.json in the course)")
+    p.add_argument("--output", help="the HTML file (default: build/report/index.html in the course)")
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -7,6 +7,8 @@ import io
 import json
 from pathlib import Path
 
+from lepton_kit.course.targets import format_value
+
 
 def _table(rows, columns) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
@@ -15,7 +17,7 @@ def _table(rows, columns) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def grade_histogram_png(rows) -> str:
+def grade_histogram_png(rows, pass_mark: float) -> str:
     """Base64 PNG of the distribution of course grades (one value per student)."""
     import matplotlib
 
@@ -26,7 +28,7 @@ def grade_histogram_png(rows) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
     ax.hist(list(grades.values()), bins=[0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100.0001], color="#4c72b0",
             edgecolor="white")
-    ax.axvline(80, color="#c44e52", ls="--", label="pass mark")
+    ax.axvline(pass_mark, color="#c44e52", ls="--", label=f"pass mark ({format_value(pass_mark)})")
     ax.set_xlabel("course grade (%)")
     ax.set_ylabel("students")
     ax.set_title(f"Grade distribution ({len(grades)} students)")
@@ -37,7 +39,14 @@ def grade_histogram_png(rows) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def write(path: Path, summary: dict | None, grade_rows: list[dict] | None, title="Lepton Kit report") -> Path:
+def _targets(entry) -> str:
+    return ", ".join(f"{t['metric']} {'met' if t['met'] else 'MISSED'}: "
+                     f"{'not recorded' if t['measured'] is None else format_value(t['measured'])} (target {t['target']})"
+                     for t in entry.get("targets", []))
+
+
+def write(path: Path, summary: dict | None, grade_rows: list[dict] | None, title="Lepton Kit report", *,
+          pass_mark: float) -> Path:
     """Write the HTML report; either part may be missing (it says so)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,19 +54,18 @@ def write(path: Path, summary: dict | None, grade_rows: list[dict] | None, title
     if summary:
         rows = [{"notebook": e["notebook"], "status": e["status"] + (" (over budget)" if e.get("over_budget") else ""),
                  "seconds": f"{e['seconds']:.1f}",
-                 "metrics": ", ".join(f"{k} = {format(v, '.4g') if isinstance(v, float) else v}"
-                                      for k, v in e.get("metrics", {}).items()),
-                 "error": e.get("error", "")} for e in summary["notebooks"]]
+                 "metrics": ", ".join(f"{k} = {format_value(v)}" for k, v in e.get("metrics", {}).items()),
+                 "targets": _targets(e), "error": e.get("error", "")} for e in summary["notebooks"]]
         parts.append(f"<h2>Notebooks ({html.escape(summary['profile'])} profile on "
                      f"{html.escape(summary['device'])})</h2>")
-        parts.append(_table(rows, ["notebook", "status", "seconds", "metrics", "error"]))
+        parts.append(_table(rows, ["notebook", "status", "seconds", "metrics", "targets", "error"]))
     else:
         parts.append("<p>No notebook run yet: <code>lepton run</code> writes build/run/summary.json.</p>")
     if grade_rows:
-        parts.append("<h2>Gradebook</h2>")
+        parts.append(f"<h2>Gradebook</h2><p>Pass mark: {format_value(float(pass_mark))} % (course.yml)</p>")
         parts.append(_table(grade_rows, ["assignment", "student_id", "raw_score", "score", "max_score",
                                          "category", "course_grade", "passed", "progress"]))
-        parts.append(f'<img alt="grade distribution" src="data:image/png;base64,{grade_histogram_png(grade_rows)}">')
+        parts.append(f'<img alt="grade distribution" src="data:image/png;base64,{grade_histogram_png(grade_rows, pass_mark)}">')
     else:
         parts.append("<p>The gradebook is empty: <code>lepton autograde</code> fills it.</p>")
     style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;"

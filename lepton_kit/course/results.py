@@ -11,6 +11,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from lepton_kit.course.targets import format_value
+
 DOCS = Path("docs")
 
 
@@ -22,8 +24,9 @@ def to_markdown(summaries: list[dict]) -> str:
                   f"Device: {s['device']}; Python {s.get('python', '?')}; run started {s.get('started', '?')}.", "",
                   "| notebook | status | seconds | metrics |", "|---|---|---:|---|"]
         for e in s["notebooks"]:
-            metrics = "<br>".join(f"`{k}` = {format(v, '.4g') if isinstance(v, float) else v}"
-                                  for k, v in e.get("metrics", {}).items())
+            metrics = "<br>".join(f"`{k}` = {format_value(v)}" for k, v in e.get("metrics", {}).items())
+            missed = [t for t in e.get("targets", []) if not t["met"]]
+            metrics += "".join(f"<br>**missed** `{t['metric']}` {t['target']}" for t in missed)
             lines.append(f"| {e['notebook']} | {e['status']} | {e['seconds']:.1f} | {metrics} |")
         lines.append("")
     return "\n".join(lines)

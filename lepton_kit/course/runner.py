@@ -1,4 +1,12 @@
-"""Execute notebooks headlessly with papermill and write ``summary.json``."""
+"""Execute notebooks headlessly with papermill and write ``summary.json`` (status, seconds, metrics, targets).
+
+Each kernel gets an explicit thread budget (torch, TensorFlow, BLAS): by default the cores this
+process may use, divided by ``LEPTON_PARALLEL`` when several runs share the machine (two processes
+with default threads made small models 20-45x slower on 2 cores).
+
+>>> thread_env(2)["OMP_NUM_THREADS"], thread_env(2)["TF_NUM_INTEROP_THREADS"]
+('2', '1')
+"""
 from __future__ import annotations
 
 import json
@@ -7,6 +15,8 @@ import platform
 import time
 from pathlib import Path
 
+from lepton_kit.course.curriculum import load_course
+from lepton_kit.course.targets import check, targets_for
 from lepton_kit.utils import recorded_metrics
 
 CI_BUDGET_SECONDS = 45.0
@@ -42,6 +52,28 @@ def device_name() -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def thread_budget() -> int:
+    """Threads for one kernel: ``LEPTON_THREADS``, else the available cores / ``LEPTON_PARALLEL``."""
+    if os.environ.get("LEPTON_THREADS"):
+        return max(1, int(os.environ["LEPTON_THREADS"]))
+    return max(1, available_cores() // max(1, int(os.environ.get("LEPTON_PARALLEL", "1"))))
+
+
+def thread_env(threads: int) -> dict:
+    """Environment variables that fix the intra-op threads of torch, TensorFlow and BLAS."""
+    n = str(threads)
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+            "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": "1"}
+
+
 def run_notebook(path: Path, output: Path, profile: str, timeout: float) -> dict:
     """Execute one notebook; never raises for a failing notebook, returns its summary entry."""
     import papermill as pm
@@ -65,10 +97,16 @@ def run_notebook(path: Path, output: Path, profile: str, timeout: float) -> dict
     return entry
 
 
-def run(paths, output_dir: Path, profile: str = "ci", timeout: float = 1800, progress=True) -> dict:
-    """Execute every notebook under ``paths``; write executed copies and ``summary.json``."""
+def run(paths, output_dir: Path, *, profile: str = "ci", timeout: float = 1800, progress=True, root=None,
+        threads: int | None = None) -> dict:
+    """Execute every notebook under ``paths``; write executed copies and ``summary.json``.
+
+    Each entry holds the notebook's recorded metrics and, where course.yml (of ``root``, by default
+    the course around the current folder) sets them, its targets against what was measured.
+    """
     from tqdm.auto import tqdm
 
+    from lepton_kit.course.curriculum import find_root
     from lepton_kit.profiles import PROFILES
 
     if profile not in PROFILES:
@@ -76,16 +114,42 @@ def run(paths, output_dir: Path, profile: str = "ci", timeout: float = 1800, pro
     notebooks = find_notebooks(paths)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    root = Path(root).resolve() if root else _course_root(find_root)
+    course = load_course(root) if root else {}
+    threads = threads or thread_budget()
     summary = {"profile": profile, "device": device_name(), "python": platform.python_version(),
-               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "notebooks": []}
-    cwd = Path.cwd().resolve()
-    for path in tqdm(notebooks, desc=f"papermill ({profile})", unit="notebook", disable=not progress):
-        resolved = path.resolve()
-        relative = resolved.relative_to(cwd) if resolved.is_relative_to(cwd) else Path(path.name)
-        entry = run_notebook(path, output_dir / relative, profile, timeout)
-        summary["notebooks"].append(entry)
-        # written after every notebook: a killed run keeps what it finished
-        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+               "threads": threads, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "notebooks": []}
+    base = root or Path.cwd().resolve()
+    saved = {k: os.environ.get(k) for k in thread_env(threads)}
+    os.environ.update(thread_env(threads))  # the kernels inherit them
+    try:
+        for path in tqdm(notebooks, desc=f"papermill ({profile})", unit="notebook", disable=not progress):
+            resolved = path.resolve()
+            relative = resolved.relative_to(base) if resolved.is_relative_to(base) else Path(path.name)
+            entry = run_notebook(path, output_dir / relative, profile, timeout)
+            entry["targets"] = check(entry["metrics"], targets_for(course, relative.as_posix(), profile))
+            summary["notebooks"].append(entry)
+            # written after every notebook: a killed run keeps what it finished
+            (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     summary["seconds"] = round(sum(e["seconds"] for e in summary["notebooks"]), 2)
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _course_root(find_root):
+    try:
+        return find_root()
+    except FileNotFoundError:  # notebooks outside a course: no targets
+        return None
+
+
+def missed_targets(summary: dict) -> list[str]:
+    """``notebook: metric measured, target`` for every target a run missed."""
+    return [f"{e['notebook']}: {t['metric']} = {t['measured']}, target {t['target']}"
+            for e in summary["notebooks"] for t in e.get("targets", []) if not t["met"]]

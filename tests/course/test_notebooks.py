@@ -9,61 +9,28 @@ import nbformat
 import pytest
 
 from conftest import REPO
+from lepton_kit.course.curriculum import load_course
 from lepton_kit.course.runner import CI_BUDGET_SECONDS, find_notebooks, run
+from lepton_kit.course.targets import targets_for
 
-pytestmark = pytest.mark.xdist_group("notebooks")
 NOTEBOOKS = find_notebooks([REPO / "notebooks", REPO / "source"])
-# what each notebook must publish with record(...) in the ci profile, and the least value allowed
-CI_TARGETS = {
-    "notebooks/01_mlp_from_scratch.ipynb": {"digits_mlp_test_accuracy": 0.90},
-    "source/01_mlp/mlp_from_scratch.ipynb": {"digits_mlp_test_accuracy": 0.90},
-    "notebooks/02_training_with_autograd.ipynb": {"digits_mlp_test_accuracy": 0.90, "keras_digits_mlp_test_accuracy": 0.90,
-                                                  "mnist1d_mlp_test_accuracy": 0.45},
-    "source/02_autograd/training_with_autograd.ipynb": {"digits_mlp_test_accuracy": 0.90,
-                                                        "keras_digits_mlp_test_accuracy": 0.90},
-    "notebooks/03_optimizers.ipynb": {"optimizer_comparison_min_accuracy": 0.85},
-    "source/03_optimizers/optimizers.ipynb": {"optimizer_comparison_min_accuracy": 0.85},
-    "notebooks/04_generalization.ipynb": {"mnist1d_baseline_test_accuracy": 0.30, "mnist1d_weight_decay_test_accuracy": 0.33,
-                                          "mnist1d_dropout_test_accuracy": 0.33, "mnist1d_early_stopping_test_accuracy": 0.25,
-                                          "mnist1d_augmentation_test_accuracy": 0.45, "mnist1d_batchnorm_test_accuracy": 0.33},
-    "source/04_generalization/generalization.ipynb": {"mnist1d_baseline_test_accuracy": 0.30,
-                                                      "mnist1d_augmentation_test_accuracy": 0.45},
-    "notebooks/05_convolutional_networks.ipynb": {"mnist1d_cnn_test_accuracy": 0.85, "mnist1d_cnn_shuffled_test_accuracy": 0.45,
-                                                  "keras_mnist1d_cnn_test_accuracy": 0.85, "digits_cnn_test_accuracy": 0.95},
-    "source/05_cnn/convolutional_networks.ipynb": {"mnist1d_cnn_test_accuracy": 0.85,
-                                                   "mnist1d_cnn_shuffled_test_accuracy": 0.45},
-}
-
-# metrics that must stay at or below a bound (a hand-written optimizer follows torch.optim)
-CI_MAXIMA = {
-    "source/03_optimizers/optimizers.ipynb": {f"max_param_diff_vs_torch_{name}": 1e-6 for name in
-                                              ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adadelta")},
-    "notebooks/03_optimizers.ipynb": {"max_param_diff_vs_torch_adagrad": 1e-6},
-}
-
-
-@pytest.fixture(scope="module")
-def summary(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    result = run(NOTEBOOKS, out, profile="ci", progress=False)
-    assert json.loads((out / "summary.json").read_text()) == result
-    return {entry["notebook"]: entry for entry in result["notebooks"]}
+COURSE = load_course(REPO)
 
 
 def _key(path):
     return str(path.relative_to(REPO))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_key)
-def test_notebook_runs_top_to_bottom_in_ci_profile(summary, notebook):
-    entry = summary[str(notebook)]
+def test_notebook_runs_top_to_bottom_in_ci_profile_and_meets_its_targets(notebook, tmp_path):
+    result = run([notebook], tmp_path, profile="ci", progress=False, root=REPO)
+    assert json.loads((tmp_path / "summary.json").read_text()) == result
+    (entry,) = result["notebooks"]
     assert entry["status"] == "ok", entry.get("error")
-    for name, least in CI_TARGETS.get(_key(notebook), {}).items():
-        assert name in entry["metrics"], f"{_key(notebook)} did not record {name}"
-        assert entry["metrics"][name] >= least, f"{name} = {entry['metrics'][name]} < {least}"
-    for name, most in CI_MAXIMA.get(_key(notebook), {}).items():
-        assert name in entry["metrics"], f"{_key(notebook)} did not record {name}"
-        assert entry["metrics"][name] <= most, f"{name} = {entry['metrics'][name]} > {most}"
+    assert entry["targets"], f"course.yml sets no ci target for {_key(notebook)}"
+    missed = [f"{t['metric']} = {t['measured']} (target {t['target']})" for t in entry["targets"] if not t["met"]]
+    assert not missed, f"{_key(notebook)} missed: {'; '.join(missed)}"
     if entry["seconds"] > CI_BUDGET_SECONDS:  # reported, not failed: timing depends on the machine's load
         print(f"warning: {_key(notebook)} took {entry['seconds']} s, over the {CI_BUDGET_SECONDS} s ci budget")
 
@@ -75,9 +42,12 @@ def test_notebook_starts_with_a_parameters_cell(notebook):
     assert 'profile = "ci"' in first_code.source
 
 
-def test_every_unit_target_is_checked():
-    assert set(CI_TARGETS) | set(CI_MAXIMA) <= {_key(n) for n in NOTEBOOKS}
-    assert {_key(n) for n in NOTEBOOKS} <= set(CI_TARGETS), "every notebook must publish a checked metric"
+@pytest.mark.parametrize("profile", ["ci", "full"])
+def test_every_notebook_has_targets_in_course_yml_and_every_target_a_notebook(profile):
+    keys = {_key(n) for n in NOTEBOOKS}
+    assert all(targets_for(COURSE, key, profile) for key in keys), "every notebook must publish a checked metric"
+    named = {nb for unit in COURSE["units"] for nb in (unit.get("targets") or {})}
+    assert named <= keys, f"course.yml names notebooks that do not exist: {sorted(named - keys)}"
 
 
 def test_run_reports_a_failing_notebook_without_stopping(tmp_path):
@@ -93,9 +63,11 @@ def test_run_reports_a_failing_notebook_without_stopping(tmp_path):
     assert by_name["good.ipynb"]["status"] == "ok" and by_name["good.ipynb"]["metrics"] == {"x": 1}
 
 
-def test_lessons_match_their_stored_outputs_with_nbval():
-    lessons = sorted((REPO / "notebooks").glob("*.ipynb"))
+@pytest.mark.slow
+@pytest.mark.parametrize("lesson", sorted((REPO / "notebooks").glob("*.ipynb")), ids=_key)
+def test_lesson_matches_its_stored_outputs_with_nbval(lesson):
+    """nbval: every cell runs and prints what is stored; numbers training produces are sanitized."""
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
                              "--nbval", "--nbval-sanitize-with", str(REPO / "tests/course/nbval_sanitize.cfg"),
-                             *map(str, lessons)], cwd=REPO, capture_output=True, text=True)
+                             str(lesson)], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:]
