@@ -77,8 +77,8 @@ def format_table(rows: list[dict], columns=("assignment", "student_id", "score",
     if not rows:
         return "(the gradebook is empty)"
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    line = "  ".join(c.ljust(widths[c]) for c in columns)
-    body = ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    line = "  ".join(c.ljust(widths[c]) for c in columns).rstrip()
+    body = ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns).rstrip() for r in rows]
     return "\n".join([line, "  ".join("-" * widths[c] for c in columns), *body])
 
 
