@@ -5,7 +5,8 @@ import numpy as np
 
 
 def to_torch_loader(x, y=None, batch_size=64, shuffle=False, seed=0, **loader_options):
-    """A ``DataLoader`` over ``(x, y)`` tensors; shuffling is reproducible through ``seed``.
+    """A ``DataLoader`` over ``(x, y)`` tensors; shuffling is reproducible through ``seed``
+    (``seed=None`` draws the order from torch's global generator).
 
     >>> loader = to_torch_loader(np.zeros((10, 3)), np.arange(10), batch_size=4)
     >>> [len(b[0]) for b in loader]
@@ -18,7 +19,7 @@ def to_torch_loader(x, y=None, batch_size=64, shuffle=False, seed=0, **loader_op
     if y is not None:
         y = np.asarray(y)
         tensors.append(torch.as_tensor(y.astype(np.int64) if y.dtype.kind in "iu" else y.astype(np.float32)))
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    generator = torch.Generator().manual_seed(seed) if shuffle and seed is not None else None
     return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle,
                       generator=generator, **loader_options)
 

@@ -2,8 +2,9 @@
 
 ``history_dict`` turns a Keras ``History`` into the dict of lists that ``lepton_kit.train.fit``
 returns (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``), so one plot or table serves both
-frameworks. ``fit`` compiles a classifier that outputs logits and trains it; callbacks may be
-Keras callbacks or lepton_kit ones with a ``to_keras()`` method (``lepton_kit.train.EarlyStopping``).
+frameworks. ``fit`` compiles a classifier that outputs logits and trains it (options keyword-only,
+as in ``lepton_kit.train``); callbacks may be Keras callbacks or lepton_kit ones with a
+``to_keras()`` method (``lepton_kit.train.EarlyStopping``).
 TensorFlow is imported inside the functions only.
 
 >>> import numpy as np
@@ -59,22 +60,21 @@ def history_dict(history) -> dict:
     return {k: renamed[k] for k in first + sorted(set(renamed) - set(first))}
 
 
-def compile_classifier(model, lr=1e-3, optimizer=None, from_logits=True):
+def compile_classifier(model, *, lr=1e-3, optimizer=None):
     """Compile ``model`` for integer labels: Adam(lr) (or ``optimizer``), sparse cross-entropy, accuracy.
 
-    The lepton_kit models output logits, hence ``from_logits=True``; pass ``False`` only for a model
-    that ends with a softmax.
+    The lepton_kit models output logits, hence the loss's ``from_logits=True``.
     """
     keras = _keras()
     model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate=lr),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     return model
 
 
-def fit(model, x, y, epochs=10, batch_size=32, lr=1e-3, validation_data=None, callbacks=(), seed=None,
-        compile=True, shuffle=True, optimizer=None):
-    """Compile (unless ``compile=False``) and train a Keras classifier; return ``history_dict``.
+def fit(model, x, y, *, epochs=10, batch_size=32, lr=1e-3, optimizer=None, validation_data=None, callbacks=(),
+        shuffle=True, seed=None):
+    """Compile a Keras classifier (:func:`compile_classifier`) and train it; return ``history_dict``.
 
     ``seed`` (when given) seeds Python, NumPy and TensorFlow through ``keras.utils.set_random_seed``
     before training, which fixes the order of the batches. Callbacks with a ``to_keras()`` method
@@ -83,8 +83,7 @@ def fit(model, x, y, epochs=10, batch_size=32, lr=1e-3, validation_data=None, ca
     keras = _keras()
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    if compile:
-        compile_classifier(model, lr=lr, optimizer=optimizer)
+    compile_classifier(model, lr=lr, optimizer=optimizer)
     callbacks = [cb.to_keras() if hasattr(cb, "to_keras") else cb for cb in callbacks]
     if validation_data is not None:
         validation_data = tuple(np.asarray(a) for a in validation_data)
@@ -93,14 +92,14 @@ def fit(model, x, y, epochs=10, batch_size=32, lr=1e-3, validation_data=None, ca
     return history_dict(history)
 
 
-def predict(model, x, batch_size=512) -> np.ndarray:
+def predict(model, x, *, batch_size=1000) -> np.ndarray:
     """Model outputs (logits for the lepton_kit models) for a NumPy array, as a NumPy array."""
     return np.asarray(model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0))
 
 
-def evaluate(model, x, y, batch_size=512) -> dict:
+def evaluate(model, x, y, *, batch_size=1000) -> dict:
     """Mean loss (the compiled one) and accuracy (from the argmax of the outputs), like ``train.evaluate``."""
     y = np.asarray(y)
     loss = model.evaluate(np.asarray(x, dtype=np.float32), y, batch_size=batch_size, verbose=0, return_dict=True)
-    outputs = predict(model, x, batch_size)
+    outputs = predict(model, x, batch_size=batch_size)
     return {"loss": float(loss["loss"]), "accuracy": float(np.mean(outputs.argmax(axis=1) == y.ravel()))}

@@ -35,20 +35,31 @@ def keras_mlp(input_dim, hidden=(64,), num_classes=10, dropout=0.0):
 
     layers = [keras.Input(shape=(input_dim,) if isinstance(input_dim, int) else tuple(input_dim)),
               keras.layers.Flatten()]
+    return keras.Sequential(layers + _keras_dense_head(hidden, num_classes, dropout), name="mlp")
+
+
+def _keras_dense_head(hidden, num_classes, dropout):
+    """``Dense(relu) (-> Dropout)`` per hidden size, then the ``Dense`` to the logits (as :func:`_torch_dense_head`)."""
+    import keras
+
+    layers = []
     for size in hidden:
         layers.append(keras.layers.Dense(size, activation="relu"))
         if dropout:
             layers.append(keras.layers.Dropout(dropout))
-    layers.append(keras.layers.Dense(num_classes))
-    return keras.Sequential(layers, name="mlp")
+    return layers + [keras.layers.Dense(num_classes)]
+
+
+def _builder(framework, torch_builder, keras_builder):
+    """The builder of ``framework``: ``"torch"`` or ``"keras"``."""
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
+    return torch_builder if framework == "torch" else keras_builder
 
 
 def mlp(input_dim, hidden=(64,), num_classes=10, dropout=0.0, framework="torch"):
     """An MLP in the chosen framework (``"torch"`` or ``"keras"``)."""
-    builders = {"torch": torch_mlp, "keras": keras_mlp}
-    if framework not in builders:
-        raise ValueError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
-    return builders[framework](input_dim, hidden, num_classes, dropout)
+    return _builder(framework, torch_mlp, keras_mlp)(input_dim, hidden, num_classes, dropout)
 
 
 def count_parameters(model) -> int:
@@ -56,19 +67,6 @@ def count_parameters(model) -> int:
     if hasattr(model, "count_params"):
         return int(model.count_params())
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def copy_torch_to_keras(torch_model, keras_model):
-    """Copy the weights of a torch MLP into the Keras MLP of the same shape (for parity tests)."""
-    import torch
-
-    linears = [m for m in torch_model.modules() if isinstance(m, torch.nn.Linear)]
-    denses = [layer for layer in keras_model.layers if layer.weights]
-    if len(linears) != len(denses):
-        raise ValueError(f"torch model has {len(linears)} linear layers, Keras model {len(denses)}")
-    for lin, dense in zip(linears, denses):
-        dense.set_weights([lin.weight.detach().cpu().numpy().T, lin.bias.detach().cpu().numpy()])
-    return keras_model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,10 +173,7 @@ def cnn1d(input_length=40, channels=(25, 25, 25), kernel_size=5, stride=1, paddi
     >>> count_parameters(cnn1d(40, framework="torch"))
     16460
     """
-    builders = {"torch": torch_cnn1d, "keras": keras_cnn1d}
-    if framework not in builders:
-        raise ValueError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
-    return builders[framework](input_length, channels, kernel_size, stride, padding, num_classes, in_channels, head)
+    return _builder(framework, torch_cnn1d, keras_cnn1d)(input_length, channels, kernel_size, stride, padding, num_classes, in_channels, head)
 
 
 def _cnn2d_plan(image_size, channels, pool):
@@ -225,12 +220,7 @@ def keras_cnn2d(image_size=(8, 8), in_channels=1, channels=(32, 64), kernel_size
         layers += [keras.layers.Conv2D(size, kernel_size, padding="same", activation="relu"),
                    keras.layers.MaxPooling2D(pool)]
     layers += [keras.layers.Permute((3, 1, 2)), keras.layers.Flatten()]   # (C, H, W) order, as torch
-    for size in hidden:
-        layers.append(keras.layers.Dense(size, activation="relu"))
-        if dropout:
-            layers.append(keras.layers.Dropout(dropout))
-    layers.append(keras.layers.Dense(num_classes))
-    return keras.Sequential(layers, name="cnn2d")
+    return keras.Sequential(layers + _keras_dense_head(hidden, num_classes, dropout), name="cnn2d")
 
 
 def cnn2d(image_size=(8, 8), in_channels=1, channels=(32, 64), kernel_size=3, pool=2, hidden=(), num_classes=10,
@@ -240,10 +230,7 @@ def cnn2d(image_size=(8, 8), in_channels=1, channels=(32, 64), kernel_size=3, po
     >>> count_parameters(cnn2d((8, 8), framework="torch"))
     21386
     """
-    builders = {"torch": torch_cnn2d, "keras": keras_cnn2d}
-    if framework not in builders:
-        raise ValueError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
-    return builders[framework](image_size, in_channels, channels, kernel_size, pool, hidden, num_classes, dropout)
+    return _builder(framework, torch_cnn2d, keras_cnn2d)(image_size, in_channels, channels, kernel_size, pool, hidden, num_classes, dropout)
 
 
 def _torch_gru_classifier():
@@ -314,10 +301,7 @@ def gru(input_size=1, hidden_size=64, num_classes=10, vocab_size=None, num_layer
     >>> count_parameters(gru(1, 32, framework="torch"))
     3690
     """
-    builders = {"torch": torch_gru, "keras": keras_gru}
-    if framework not in builders:
-        raise ValueError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
-    return builders[framework](input_size, hidden_size, num_classes, vocab_size, num_layers)
+    return _builder(framework, torch_gru, keras_gru)(input_size, hidden_size, num_classes, vocab_size, num_layers)
 
 
 def _gru_to_keras(weight_ih, weight_hh, bias_ih, bias_hh):
