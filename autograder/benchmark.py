@@ -90,22 +90,23 @@ def startup_overhead(course: Path, repeats: int = 5) -> tuple[float, float]:
     """Median seconds to start, bootstrap and stop one executor on an empty notebook (sandboxed, not)."""
     import nbformat
 
-    from lepton_kit.grading.execution import run_notebook
-    from lepton_kit.grading.sandbox import Limits
+    from lepton_kit.grading import execution
+    from lepton_kit.grading.sandbox import Bubblewrap, Limits, Unsandboxed
 
     limits = Limits.from_config(load_config(course))
-    empty = json.loads(json.dumps(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("pass")])))
-    times = {True: [], False: []}
+    planned = execution.plan(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("pass")]))
+    backends = {"bubblewrap": Bubblewrap(), "none": Unsandboxed()}
+    times = {name: [] for name in backends}
     for _ in range(repeats):
-        for sandboxed in (True, False):
+        for name, backend in backends.items():
             files = Path(tempfile.mkdtemp())
             os.chmod(files, 0o755)
             began = time.monotonic()
-            run = run_notebook(empty, limits, files, sandboxed=sandboxed)
-            times[sandboxed].append(time.monotonic() - began)
+            run = execution.run(planned, limits, files, backend)
+            times[name].append(time.monotonic() - began)
             shutil.rmtree(files, ignore_errors=True)
             assert not run.failure, run.failure
-    return statistics.median(times[True]), statistics.median(times[False])
+    return statistics.median(times["bubblewrap"]), statistics.median(times["none"])
 
 
 def main(argv=None) -> int:

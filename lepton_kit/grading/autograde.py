@@ -1,11 +1,10 @@
 """Autograde a folder of submissions in sandboxes, ``jobs`` at a time, into nbgrader's gradebook.
 
-nbgrader keeps the gradebook and the markup; how submissions run is Lepton's (restore, sandbox,
-executor, guard, execution, batch in this package; see autograder/README.md).
+nbgrader keeps the gradebook and the markup; how submissions run is Lepton's: each goes through
+the steps of :mod:`lepton_kit.grading.pipeline` (see autograder/README.md).
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -14,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lepton_kit.grading.config import assignments, gradebook, load_config
+from lepton_kit.grading.pipeline import EXECUTE, FINISH, PLAN, PREPARE, RECORD, Batch, advance
+from lepton_kit.grading.restore import templates  # noqa: F401 (public: feedback and tools use it)
+from lepton_kit.grading.sandbox import backend as choose_backend
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -37,7 +39,7 @@ class BatchResult:
     skipped: list = field(default_factory=list)
     seconds: float = 0.0
     jobs: int = 1
-    sandboxed: bool = True
+    sandbox: str = "bubblewrap"   # the backend's name
 
     @property
     def failed(self):
@@ -52,7 +54,7 @@ class BatchResult:
                  f"skipped {len(self.skipped)} in {self.seconds:.1f} s"
                  + (f" ({cached} kept from an earlier run)" if cached else "")
                  + f"; {self.jobs} job(s), {per:.1f} s per notebook, "
-                 + ("sandbox: bubblewrap" if self.sandboxed else "NO SANDBOX")]
+                 + ("NO SANDBOX" if self.sandbox == "NO SANDBOX" else f"sandbox: {self.sandbox}")]
         lines += [f"  failed  {o.student}: {o.reason}" for o in self.failed]
         lines += [f"  skipped {name}: {why}" for name, why in self.skipped]
         for o in self.outcomes:
@@ -94,206 +96,70 @@ def collect(root: Path, assignment_id: str, submissions: Path) -> tuple[list[str
     return students, skipped
 
 
-def templates(root: Path, assignment_id: str, gb) -> dict:
-    """The instructor's version of each notebook: release structure, gradebook sources and points."""
-    import nbformat
-    from nbgrader.api import MissingEntry
-
-    from lepton_kit.grading.restore import Template, TemplateCell
-
-    result = {}
-    try:
-        notebooks = gb.find_assignment(assignment_id).notebooks
-    except MissingEntry:
-        notebooks = []
-    if not notebooks:
-        raise RuntimeError(f"{assignment_id} is not in the gradebook: run `lepton release {assignment_id}`")
-    for notebook in notebooks:
-        path = Path(root) / "release" / assignment_id / f"{notebook.name}.ipynb"
-        if not path.is_file():
-            raise RuntimeError(f"{path} is missing: run `lepton release {assignment_id}`")
-        release_nb = nbformat.read(path, as_version=4)
-        cells = []
-        for cell in release_nb.cells:
-            meta = dict(cell.metadata.get("nbgrader", {}))
-            grade_id = meta.get("grade_id")
-            if not grade_id:
-                continue
-            try:
-                source = gb.find_source_cell(grade_id, notebook.name, assignment_id)
-            except MissingEntry:
-                raise RuntimeError(f"cell {grade_id} of {path} is not in the gradebook: run "
-                                   f"`lepton release {assignment_id}`") from None
-            if meta.get("grade"):
-                meta["points"] = float(gb.find_graded_cell(grade_id, notebook.name, assignment_id).max_score)
-            meta["checksum"] = source.checksum
-            meta["locked"] = bool(source.locked)
-            role = ("manual" if meta.get("grade") else "solution") if meta.get("solution") else \
-                "task" if meta.get("task") else ("test" if meta.get("grade") and source.cell_type == "code"
-                                                 else "locked")
-            other = {k: v for k, v in cell.metadata.items() if k != "nbgrader"}
-            cells.append(TemplateCell(grade_id, role, source.cell_type, source.source, cell.source, meta, other,
-                                      cell.get("id")))
-        metadata = dict(release_nb.metadata)
-        if notebook.kernelspec:
-            metadata["kernelspec"] = json.loads(notebook.kernelspec)
-        result[notebook.name] = Template(notebook.name, cells, metadata, release_nb.nbformat_minor)
-    return result
-
-
-def record(gb, assignment_id: str, result, late_plugin=None) -> None:
-    """Write one student's scores and comments to the gradebook (idempotent: a re-run writes the same)."""
-    from nbgrader.utils import parse_utc
-
-    gb.update_or_create_student(result.student)
-    submission = gb.update_or_create_submission(assignment_id, result.student, timestamp=parse_utc(
-        result.timestamp)) if result.timestamp else gb.update_or_create_submission(assignment_id, result.student)
-    for notebook, scores in result.scores.items():
-        for grade_id, score in scores.items():
-            grade = gb.find_grade(grade_id, notebook, assignment_id, result.student)
-            grade.auto_score = score
-            grade.needs_manual_grade = grade.manual_score is not None or score is None
-        for grade_id, text in result.comments.get(notebook, {}).items():
-            gb.find_comment(grade_id, notebook, assignment_id, result.student).auto_comment = text
-    gb.db.flush()
-    for notebook in result.scores:
-        graded = gb.find_submission_notebook(notebook, assignment_id, result.student)
-        graded.late_submission_penalty = None
-        if late_plugin is not None and submission.total_seconds_late > 0:
-            penalty = late_plugin.late_submission_penalty(result.student, graded.score,
-                                                          submission.total_seconds_late)
-            if penalty is not None:
-                graded.late_submission_penalty = min(max(penalty, 0), graded.score)
-    gb.db.commit()
+def outcome(sub) -> Outcome:
+    return Outcome(sub.student, sub.ok, sub.seconds, sub.reason, sub.notes, cached=sub.cached)
 
 
 def autograde(root: Path, assignment_id: str, submissions: Path, jobs: int | None = None, progress=True,
-              timeout: float | None = None, force: bool = False, sandbox: bool | None = None) -> BatchResult:
-    """Grade every student's submission of one assignment in sandboxes, ``jobs`` at a time.
+              timeout: float | None = None, force: bool = False, sandbox=None) -> BatchResult:
+    """Grade every student's submission of one assignment, ``jobs`` at a time (see :mod:`pipeline`).
 
     One broken or hostile submission never stops the batch. Finished students are kept from an
-    earlier, interrupted run (``force`` regrades everyone). ``sandbox=None`` means bubblewrap unless
-    ``LEPTON_SANDBOX=off``; without bubblewrap it refuses (:class:`lepton_kit.grading.sandbox.SandboxUnavailable`).
+    earlier, interrupted run (``force`` regrades everyone). ``sandbox``: a backend of
+    :mod:`lepton_kit.grading.sandbox`, or True / False / None (bubblewrap unless ``LEPTON_SANDBOX=off``);
+    without bubblewrap it refuses (:class:`lepton_kit.grading.sandbox.SandboxUnavailable`).
     ``timeout`` overrides the per-notebook wall-time limit.
     """
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
-    from nbgrader.plugins import LateSubmissionPlugin
     from tqdm.auto import tqdm
-
-    from lepton_kit.grading import batch as batches
-    from lepton_kit.grading.sandbox import Limits, require_sandbox
 
     root = Path(root)
     if assignment_id not in assignments(root):
         raise ValueError(f"no such assignment under source/: {assignment_id}")
-    if sandbox is None:
-        sandbox = os.environ.get("LEPTON_SANDBOX", "on").lower() not in ("off", "0", "no")
-    if sandbox:
-        require_sandbox()
+    backend = sandbox if hasattr(sandbox, "start") else choose_backend(sandbox)
     config = load_config(root)
-    limits = Limits.from_config(config)
-    if timeout:
-        limits.notebook_timeout = float(timeout)
     jobs = max(1, jobs or os.cpu_count() or 1)
-    url = config.CourseDirectory.db_url
     students, skipped = collect(root, assignment_id, submissions)
-    batch, start = BatchResult(assignment_id, skipped=skipped), time.monotonic()
-    batch.jobs, batch.sandboxed = jobs, sandbox
-    state = batches.State(root, assignment_id)
-    ignore = list(config.CourseDirectory.get("ignore", [])) if "ignore" in config.CourseDirectory else []
+    result, start = BatchResult(assignment_id, skipped=skipped, jobs=jobs, sandbox=backend.name), time.monotonic()
     bar = tqdm(total=len(students), desc=f"autograde {assignment_id}", unit="student", disable=not progress)
-    with gradebook(url) as gb:
-        tpl = templates(root, assignment_id, gb)
-        context = (gb, root, assignment_id, tpl, LateSubmissionPlugin(config=config), state)
-        todo = []
-        for student in students:
-            outcome = _resume(context, student, force)
-            if isinstance(outcome, Outcome):
-                batch.outcomes.append(outcome)
-                bar.update()
-            else:
-                todo.append(outcome)
-        slots = list(range(jobs))
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            running = {}
-            while todo or running:
-                while todo and slots:
-                    sub, slot = todo.pop(0), slots.pop()
-                    running[pool.submit(batches.execute, sub, root, assignment_id, limits, slot, sandbox,
-                                        ignore, state.staging)] = (sub, slot)
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    sub, slot = running.pop(future)
-                    slots.append(slot)
-                    batch.outcomes.append(_finish(context, sub, future))
-                    bar.update()
-                    bar.set_postfix(failed=len(batch.failed))
+
+    def done(sub):
+        result.outcomes.append(outcome(sub))
+        bar.update()
+        bar.set_postfix(failed=len(result.failed))
+
+    with gradebook(config.CourseDirectory.db_url) as gb:
+        batch = Batch.open(root, assignment_id, gb, config, backend, timeout=timeout, force=force)
+        _schedule(batch, students, jobs, done)
     bar.close()
-    batch.outcomes.sort(key=lambda o: o.student)
-    batch.seconds = time.monotonic() - start
-    return batch
+    result.outcomes.sort(key=lambda o: o.student)
+    result.seconds = time.monotonic() - start
+    return result
 
 
-def _resume(context, student: str, force: bool):
-    """A finished student's Outcome (kept or recorded from an earlier run), or the Submission to run."""
-    from lepton_kit.grading import batch as batches
+def _schedule(batch: Batch, students: list, jobs: int, done) -> None:
+    """Prepare and plan in this thread, execute ``jobs`` at a time in workers, finish and record here."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    gb, root, assignment_id, tpl, _, state = context
-    try:
-        sub = batches.prepare(student, root / "submitted" / student / assignment_id, tpl)
-    except Exception as err:  # never stop the batch: report, and try again on the next run
-        return Outcome(student, False, 0.0, f"autograder error: {type(err).__name__}: {err}"[:300])
-    if force:
-        state.forget(student)
-    result = state.result(student, sub.fingerprint)
-    if result is not None and state.done(student, sub.fingerprint):
-        return Outcome(student, result.ok, 0.0, _reason(result), result.notes, cached=True)
-    if result is not None:  # executed before an interruption, not yet in the gradebook
-        return _record(context, result, cached=True)
-    if not sub.notebooks:  # nothing to run: every notebook unreadable
-        result = batches.Result(student, sub.fingerprint, notes=sub.notes, problems=sub.problems,
-                                timestamp=sub.timestamp)
-        batches.unreadable_scores(tpl, result)
-        state.save(result)
-        return _record(context, result)
-    return sub
-
-
-def _finish(context, sub, future) -> Outcome:
-    from lepton_kit.grading import batch as batches
-
-    gb, root, assignment_id, tpl, _, state = context
-    try:
-        result, executed = future.result()
-    except Exception as err:  # a bug or an OS failure: report it, keep the batch going, retry next run
-        return Outcome(sub.student, False, 0.0, f"autograder error: {type(err).__name__}: {err}"[:300])
-    if result.failure:
-        return Outcome(sub.student, False, result.seconds, result.failure, result.notes)
-    batches.unreadable_scores(tpl, result)
-    folder = root / "autograded" / sub.student / assignment_id
-    for name, nb in executed.items():
-        batches.write_notebook(folder / f"{name}.ipynb", nb)
-    if sub.timestamp:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "timestamp.txt").write_text(sub.timestamp)
-    state.save(result)
-    return _record(context, result)
-
-
-def _record(context, result, cached=False) -> Outcome:
-    gb, _, assignment_id, _, late, state = context
-    try:
-        record(gb, assignment_id, result, late)
-    except Exception as err:  # e.g. a locked or unreachable database: retried on the next run
-        gb.db.rollback()
-        return Outcome(result.student, False, result.seconds, f"gradebook error: {type(err).__name__}: {err}"[:300],
-                       result.notes)
-    state.mark_done(result)
-    return Outcome(result.student, result.ok, result.seconds, _reason(result), result.notes, cached=cached)
-
-
-def _reason(result) -> str:
-    return "; ".join([*result.problems.values(), *([result.failure] if result.failure else [])])
-
-
+    todo = []
+    for student in students:
+        sub = batch.submission(student)
+        advance(PREPARE, sub, batch)
+        advance(RECORD if sub.loaded else PLAN, sub, batch)
+        if sub.ended:
+            done(sub)
+        else:
+            todo.append(sub)
+    slots = list(range(jobs))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        running = {}
+        while todo or running:
+            while todo and slots:
+                sub = todo.pop(0)
+                sub.slot = slots.pop()
+                running[pool.submit(advance, EXECUTE, sub, batch)] = sub
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                sub = running.pop(future)
+                slots.append(sub.slot)
+                advance(FINISH + RECORD, sub, batch)
+                done(sub)

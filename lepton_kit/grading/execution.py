@@ -1,15 +1,15 @@
-"""Run one prepared notebook in a sandboxed executor and collect its outputs and signed verdicts.
+"""Plan a notebook (main thread), then run the plan in an executor and collect outputs and signed verdicts.
 
 The trusted side of :mod:`lepton_kit.grading.executor`: it sends the cells one at a time (hidden tests
 reach the sandbox only when their cell runs), enforces the wall-time and output limits, interrupts
 or kills what overruns, and keeps the guard's verdicts only when their signature checks out.
+:func:`run` parses nothing, so it is safe in worker threads.
 
->>> roles({"cell_type": "code", "metadata": {"nbgrader": {"grade": True, "grade_id": "t"}}})
-'test'
+>>> plan({"cells": [{"cell_type": "code", "source": "1 + 1", "metadata": {"nbgrader": {"grade": True}}}]}).cells
+[(0, 'test', '__lepton_value__ = (1 + 1)\\n', '__lepton_value__')]
 """
 from __future__ import annotations
 
-import ast
 import json
 import secrets
 import time
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lepton_kit.grading import guard
-from lepton_kit.grading.sandbox import Executor, Limits, OutputFlood
+from lepton_kit.grading.cells import done_signal, guarded, imports_of, label, operation
+from lepton_kit.grading.sandbox import Limits, OutputFlood
 
 OUTPUT_TYPES = {"stream", "display_data", "execute_result", "error"}
 
@@ -40,92 +41,30 @@ class NotebookRun:
     seconds: float = 0.0
 
 
-def roles(cell) -> str | None:
-    """How a cell runs: ``test`` and ``instr`` through the guard, ``run`` as student code."""
-    if cell.get("cell_type") != "code":
-        return None
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    if meta.get("solution"):
-        return "run"
-    if meta.get("grade"):
-        return "test"
-    if meta.get("locked"):
-        return "instr"
-    return "run"
+@dataclass
+class Plan:
+    """A notebook ready to run: every Python parse already done (in the parent's main thread)."""
+
+    cells: list = field(default_factory=list)    # (index, op, code, value): instructor code guarded
+    imports: list = field(default_factory=list)  # modules the instructor's cells use
+    labels: dict = field(default_factory=dict)   # index -> the cell as a student finds it
+
+    def label(self, index) -> str:
+        return self.labels.get(index, "before the first cell")
 
 
-def label(nb, index) -> str:
-    """A cell as a student can find it: its grade_id, else its position."""
-    if index is None or not 0 <= index < len(nb["cells"]):
-        return "before the first cell"
-    grade_id = nb["cells"][index].get("metadata", {}).get("nbgrader", {}).get("grade_id")
-    return f"cell {grade_id}" if grade_id else f"cell {index + 1}"
-
-
-def _python(code: str) -> str:
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    try:
-        return TransformerManager().transform_cell(code)
-    except Exception:
-        return code
-
-
-def guarded_source(code: str, nonce: str) -> str:
-    """An instructor cell as the guard runs it: its last expression kept, then the done signal."""
-    source = _python(code)
-    value = "None"
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        tree = None
-    if tree and tree.body and isinstance(tree.body[-1], ast.Expr) and not source.rstrip().endswith(";"):
-        last = tree.body[-1]
-        lines = source.splitlines(True)
-        start, end = last.lineno - 1, last.end_lineno - 1
-        text = ast.get_source_segment(source, last)
-        head, tail = lines[start][:last.col_offset], lines[end][last.end_col_offset:]
-        lines[start:end + 1] = [f"{head}__lepton_value__ = ({text}){tail}"]
-        source, value = "".join(lines), "__lepton_value__"
-    if not source.endswith("\n"):
-        source += "\n"
-    return source + f"__lepton_audit__('lepton.done', {nonce!r}, {value})\n"
-
-
-def imports_of(codes) -> list[str]:
-    """Modules that instructor cells use, lazily loaded submodules included (``np.random.x``).
-
-    The executor imports them before any student code runs, so the guard protects them.
-    """
-    names, aliases, chains = set(), {}, set()
-    for code in codes:
-        try:
-            tree = ast.parse(_python(code))
-        except SyntaxError:
+def plan(nb) -> Plan:
+    """The cells to send and how (parses instructor code: call it from the main thread)."""
+    result = Plan()
+    for index, cell in enumerate(nb["cells"]):
+        op = operation(cell)
+        if op is None:
             continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    names.add(alias.name)
-                    aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else \
-                        alias.name.split(".")[0]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names.add(node.module)
-                for alias in node.names:
-                    names.add(f"{node.module}.{alias.name}")
-                    aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-            elif isinstance(node, ast.Attribute):
-                parts = []
-                while isinstance(node, ast.Attribute):
-                    parts.insert(0, node.attr)
-                    node = node.value
-                if isinstance(node, ast.Name):
-                    chains.add((node.id, tuple(parts)))
-    for base, parts in chains:
-        if base in aliases:
-            for i in range(1, len(parts)):
-                names.add(".".join([aliases[base], *parts[:i]]))
-    return sorted(names)
+        code, value = guarded(cell["source"]) if op != "run" else (cell["source"], None)
+        result.cells.append((index, op, code, value))
+        result.labels[index] = label(cell, index)
+    result.imports = imports_of([nb["cells"][i]["source"] for i, op, _, _ in result.cells if op != "run"])
+    return result
 
 
 def _clean_output(output) -> dict | None:
@@ -230,22 +169,20 @@ class _Session:
         run.outputs.append(output)
 
 
-def run_notebook(nb, limits: Limits, files: Path, slot: int = 0, sandboxed: bool = True) -> NotebookRun:
-    """Execute the code cells of a canonical notebook; never raises for anything the notebook does."""
+def run(plan: Plan, limits: Limits, files: Path, backend, slot: int = 0) -> NotebookRun:
+    """Execute a planned notebook through ``backend``; never raises for anything the notebook does."""
     began = time.monotonic()
-    plan = [(i, roles(c), c["source"]) for i, c in enumerate(nb["cells"]) if roles(c)]
-    result = NotebookRun(cells={i: CellRun() for i, _, _ in plan})
-    instructor = [code for _, op, code in plan if op != "run"]
-    imports = imports_of(instructor)
-    session = _Session(limits, result.cells, result.notes, lambda i: label(nb, i))
+    result = NotebookRun(cells={index: CellRun() for index, _, _, _ in plan.cells})
+    session = _Session(limits, result.cells, result.notes, plan.label)
     deadline = began + limits.notebook_timeout
     try:
-        executor = Executor.start(limits, files, slot=slot, sandboxed=sandboxed)
+        executor = backend.start(limits, files, slot=slot)
     except OSError as err:
         result.failure = f"could not start the executor: {err}"
         return result
     try:
-        executor.send({"op": "hello", "imports": imports, "packages": sorted({n.split(".")[0] for n in imports})})
+        executor.send({"op": "hello", "imports": plan.imports,
+                       "packages": sorted({n.split(".")[0] for n in plan.imports})})
         for line in executor.records(min(deadline, time.monotonic() + max(120.0, limits.cell_timeout))):
             session.handle(line)
             if session.ready:
@@ -253,13 +190,13 @@ def run_notebook(nb, limits: Limits, files: Path, slot: int = 0, sandboxed: bool
         if not (session.ready and session.key):
             result.failure = "the executor did not start: " + executor.stderr_tail.decode("utf-8", "replace")[-500:]
             return result
-        _run_cells(executor, session, plan, limits, deadline, result, lambda i: label(nb, i))
+        _run_cells(executor, session, plan, limits, deadline, result)
         if not result.stopped:
             executor.send({"op": "bye"})
             for line in executor.records(time.monotonic() + 5):
                 session.handle(line)
     except OutputFlood as err:
-        result.stopped = f"stopped during {label(nb, session.current)}: {err}"
+        result.stopped = f"stopped during {plan.label(session.current)}: {err}"
     finally:
         executor.kill()
     result.notes[:] = list(dict.fromkeys(result.notes))
@@ -271,15 +208,16 @@ def run_notebook(nb, limits: Limits, files: Path, slot: int = 0, sandboxed: bool
     return result
 
 
-def _run_cells(executor, session, plan, limits, deadline, result, name):
-    for index, op, code in plan:
+def _run_cells(executor, session, plan, limits, deadline, result):
+    name = plan.label
+    for index, op, code, value in plan.cells:
         if time.monotonic() >= deadline:
             result.stopped = f"the notebook ran past its {limits.notebook_timeout:.0f} s limit before {name(index)}"
             return
         request = {"op": op, "i": index, "code": code}
         if op != "run":
             nonce = secrets.token_hex(8)
-            source = guarded_source(code, nonce)
+            source = code + done_signal(nonce, value)
             request.update(n=nonce, code=source, tag=guard.mac(session.key, f"B|{nonce}|{op}|{source}"))
             session.nonces[nonce] = index
         session.current = index

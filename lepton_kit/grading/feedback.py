@@ -113,7 +113,7 @@ def write_feedback(root: Path, assignment: str, output: Path | None = None, stud
     """Write ``<output>/<student>/<assignment>/<assignment>.html`` for every graded student."""
     from nbgrader.api import MissingEntry
 
-    from lepton_kit.grading.autograde import templates as load_templates
+    from lepton_kit.grading.restore import templates as load_templates
     from lepton_kit.grading.config import gradebook, load_config
 
     root = Path(root)

@@ -4,7 +4,8 @@ Students may only change their answers. Everything else comes from the instructo
 release notebook gives the cells' order and metadata, the gradebook the locked sources (hidden tests
 included), points and checksums. Deleted, duplicated, split or retyped instructor cells, edited
 points, flags, ids or schema versions, stripped metadata and foreign kernelspecs are restored, and
-each change is reported. A file that is not a notebook raises :class:`Malformed`.
+each change is reported. A file that is not a notebook raises :class:`Malformed`. The pipeline's
+steps call :func:`parse`, :func:`rebuild`, :func:`kernelspec` and :func:`unique_ids` in turn.
 
 >>> try:
 ...     parse(b"")
@@ -18,9 +19,11 @@ import copy
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from lepton_kit.grading.cells import role
 
 MAX_BYTES = 64 << 20
-ROLES = ("solution", "manual", "test", "locked", "task")
 CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
@@ -31,7 +34,7 @@ class Malformed(ValueError):
 @dataclass
 class TemplateCell:
     grade_id: str
-    role: str            # one of ROLES
+    role: str | None     # cells.role() of the instructor's cell
     cell_type: str
     source: str          # locked cells: the gradebook's source (hidden tests included)
     release_source: str  # what the student received
@@ -46,7 +49,7 @@ class TemplateCell:
 
 @dataclass
 class Template:
-    """The instructor's version of one notebook, as :func:`lepton_kit.grading` builds it."""
+    """The instructor's version of one notebook, as :func:`templates` builds it."""
 
     name: str
     cells: list            # TemplateCell in release order
@@ -123,21 +126,16 @@ def _edited_fields(student: dict, cell: TemplateCell) -> list[str]:
     return changed
 
 
-def canonical(raw: bytes, template: Template) -> tuple[dict, list[str]]:
-    """The notebook to execute and the changes found, from a submitted file and the template.
+def rebuild(data: dict, template: Template) -> tuple[dict, list[str]]:
+    """The cells to execute and the changes found, from a parsed notebook and the template.
 
-    Returns ``(nb, notes)``: ``nb`` is an nbformat 4 dict whose instructor cells come from the
-    template (in its order) and whose answers and extra cells come from the student.
+    Returns ``(nb, notes)``: ``nb`` is an nbformat 4 notebook (no metadata yet) whose instructor
+    cells come from the template (in its order) and whose answers and extra cells come from the student.
     """
     import nbformat
 
     notes: list[str] = []
-    data = parse(raw)
     cells = _student_cells(data, notes)
-    kernel = (data.get("metadata") or {}).get("kernelspec") if isinstance(data.get("metadata"), dict) else None
-    wanted = (template.metadata.get("kernelspec") or {}).get("name")
-    if isinstance(kernel, dict) and kernel.get("name") != wanted:
-        notes.append(f"kernelspec {str(kernel.get('name'))[:40]!r} replaced by {wanted!r}")
 
     # where each instructor cell is, and which student cells follow it
     last_answer = {}
@@ -188,10 +186,19 @@ def canonical(raw: bytes, template: Template) -> tuple[dict, list[str]]:
             (tpl.source if tpl.role != "manual" else tpl.release_source)
         out.append(_template_cell(nbformat, tpl, source))
         out += [_cell(nbformat, c, f"x{tpl.grade_id[:40]}-{i}") for i, c in enumerate(extras.get(tpl.grade_id, []))]
-    nb = nbformat.v4.new_notebook(cells=out, metadata=copy.deepcopy(template.metadata))
+    nb = nbformat.v4.new_notebook(cells=out)
     nb.nbformat_minor = template.nbformat_minor
-    _unique_ids(nb)
     return nb, notes
+
+
+def kernelspec(data: dict, template: Template) -> tuple[dict, list[str]]:
+    """The notebook's metadata (the template's), and a note when the student's kernelspec differed."""
+    kernel = (data.get("metadata") or {}).get("kernelspec") if isinstance(data.get("metadata"), dict) else None
+    wanted = (template.metadata.get("kernelspec") or {}).get("name")
+    notes = [f"kernelspec {str(kernel.get('name'))[:40]!r} replaced by {wanted!r}"] \
+        if isinstance(kernel, dict) and kernel.get("name") != wanted else []
+    return copy.deepcopy(template.metadata), notes
+
 
 
 def _cell(nbformat, cell: dict, cell_id: str):
@@ -209,7 +216,8 @@ def _template_cell(nbformat, tpl: TemplateCell, source: str):
     return new
 
 
-def _unique_ids(nb) -> None:
+def unique_ids(nb) -> None:
+    """Valid, unique cell ids (students' ids may clash with each other or with the template's)."""
     used = set()
     for i, cell in enumerate(nb.cells):
         cell_id = re.sub(r"[^a-zA-Z0-9_-]", "-", str(cell.get("id") or f"c{i}"))[:60] or f"c{i}"
@@ -217,3 +225,45 @@ def _unique_ids(nb) -> None:
             cell_id = f"c{i}-{len(used)}"
         used.add(cell_id)
         cell["id"] = cell_id
+
+
+def templates(root: Path, assignment_id: str, gb) -> dict:
+    """The instructor's version of each notebook: release structure, gradebook sources and points."""
+    import nbformat
+    from nbgrader.api import MissingEntry
+
+    try:
+        notebooks = gb.find_assignment(assignment_id).notebooks
+    except MissingEntry:
+        notebooks = []
+    if not notebooks:
+        raise RuntimeError(f"{assignment_id} is not in the gradebook: run `lepton release {assignment_id}`")
+    result = {}
+    for notebook in notebooks:
+        path = Path(root) / "release" / assignment_id / f"{notebook.name}.ipynb"
+        if not path.is_file():
+            raise RuntimeError(f"{path} is missing: run `lepton release {assignment_id}`")
+        release_nb = nbformat.read(path, as_version=4)
+        cells = []
+        for cell in release_nb.cells:
+            meta = dict(cell.metadata.get("nbgrader", {}))
+            grade_id = meta.get("grade_id")
+            if not grade_id:
+                continue
+            try:
+                source = gb.find_source_cell(grade_id, notebook.name, assignment_id)
+            except MissingEntry:
+                raise RuntimeError(f"cell {grade_id} of {path} is not in the gradebook: run "
+                                   f"`lepton release {assignment_id}`") from None
+            if meta.get("grade"):
+                meta["points"] = float(gb.find_graded_cell(grade_id, notebook.name, assignment_id).max_score)
+            meta["checksum"] = source.checksum
+            meta["locked"] = bool(source.locked)
+            other = {k: v for k, v in cell.metadata.items() if k != "nbgrader"}
+            cells.append(TemplateCell(grade_id, role({"cell_type": source.cell_type, "metadata": {"nbgrader": meta}}),
+                                      source.cell_type, source.source, cell.source, meta, other, cell.get("id")))
+        metadata = dict(release_nb.metadata)
+        if notebook.kernelspec:
+            metadata["kernelspec"] = json.loads(notebook.kernelspec)
+        result[notebook.name] = Template(notebook.name, cells, metadata, release_nb.nbformat_minor)
+    return result

@@ -1,4 +1,6 @@
-"""Isolation of one submission: bubblewrap, resource limits, and a bounded pipe to the executor.
+"""Isolation of one submission: a backend (bubblewrap, or unsandboxed), limits, a bounded pipe to the executor.
+
+The batch chooses its backend once (:func:`backend`) and starts every executor through it.
 
 The executor (:mod:`lepton_kit.grading.executor`) runs in a bubblewrap sandbox with no network, a fresh
 PID namespace, a read-only view of the system, the Python environment and ``lepton_kit`` only (no
@@ -20,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 HOME = "/home/student"
@@ -156,18 +158,69 @@ def executor_env(limits: Limits, home: str) -> dict:
             if home == HOME else ""}
 
 
-def _rlimits(limits: Limits, slot: int, sandboxed: bool) -> dict:
+def _rlimits(limits: Limits, uid: int | None) -> dict:
     processes = limits.processes
-    uid = None
-    if sandboxed and os.getuid() == 0:  # a uid per slot and batch: the process limit holds per submission
-        uid = BASE_UID + 64 * (os.getpid() % 10000) + slot % 64
-    elif os.getuid() != 0:  # RLIMIT_NPROC counts every process of this user: leave room for them
+    if os.getuid() != 0:  # RLIMIT_NPROC counts every process of this user: leave room for them
         processes += _processes_of(os.getuid())
-    else:
+    elif uid is None:
         processes = None  # root ignores RLIMIT_NPROC
     return {"uid": uid, "memory": limits.memory, "processes": processes, "file_size": limits.disk,
             "cpu_seconds": int(limits.notebook_timeout * 2 + 60), "core": 0, "open_files": 1024,
             "cell_output": limits.cell_output}
+
+
+class Bubblewrap:
+    """The executor in a bubblewrap sandbox (as root: under a uid of its own per job slot)."""
+
+    name = "bubblewrap"
+
+    def start(self, limits: Limits, files: Path, slot: int = 0) -> "Executor":
+        uid = BASE_UID + 64 * (os.getpid() % 10000) + slot % 64 if os.getuid() == 0 else None
+        read_info, write_info = os.pipe()
+        cmd = bwrap_command(limits, files, {"LEPTON_LIMITS": json.dumps(_rlimits(limits, uid))})
+        cmd[1:1] = ["--info-fd", str(write_info)]
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    pass_fds=(write_info,), start_new_session=True)
+        except OSError:
+            os.close(read_info)
+            raise
+        finally:
+            os.close(write_info)
+        return Executor(proc, self, limits, _read_child_pid(read_info))
+
+    def kernel_pid(self, executor: "Executor"):
+        """The executor's pid: the only child of the sandbox's init."""
+        children = _children(executor.init_pid) if executor.init_pid else []
+        return children[0] if children else None
+
+
+class Unsandboxed:
+    """The executor as a plain child process: the limits and the guard, no isolation (``--no-sandbox``)."""
+
+    name = "NO SANDBOX"
+
+    def start(self, limits: Limits, files: Path, slot: int = 0) -> "Executor":
+        env = {**executor_env(limits, str(files)), "LEPTON_LIMITS": json.dumps(_rlimits(limits, None))}
+        proc = subprocess.Popen(EXECUTOR, cwd=files, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        return Executor(proc, self, limits)
+
+    def kernel_pid(self, executor: "Executor"):
+        return executor.proc.pid
+
+
+def backend(sandbox: bool | None = None):
+    """The batch's backend: bubblewrap unless ``sandbox`` is False (None: unless ``LEPTON_SANDBOX=off``).
+
+    Refuses (:class:`SandboxUnavailable`) when bubblewrap is wanted and cannot isolate here.
+    """
+    if sandbox is None:
+        sandbox = os.environ.get("LEPTON_SANDBOX", "on").lower() not in ("off", "0", "no")
+    if not sandbox:
+        return Unsandboxed()
+    require_sandbox()
+    return Bubblewrap()
 
 
 def _processes_of(uid: int) -> int:
@@ -184,36 +237,14 @@ def _processes_of(uid: int) -> int:
 class Executor:
     """One running executor: send requests, read records, interrupt, kill.
 
-    >>> # ex = Executor.start(Limits(), files=Path(tmp), slot=0); ex.send({"op": "hello"})
+    >>> # ex = Bubblewrap().start(Limits(), files=Path(tmp), slot=0); ex.send({"op": "hello"})
     """
 
-    def __init__(self, proc: subprocess.Popen, sandboxed: bool, limits: Limits, info_fd=None):
-        self.proc, self.sandboxed, self.limits = proc, sandboxed, limits
+    def __init__(self, proc: subprocess.Popen, backend, limits: Limits, init_pid=None):
+        self.proc, self.backend, self.limits, self.init_pid = proc, backend, limits, init_pid
         self.buffer, self.received, self.stderr_tail, self.eof = b"", 0, b"", False
-        self.init_pid = None
-        if info_fd is not None:
-            self.init_pid = _read_child_pid(info_fd)
         os.set_blocking(proc.stdout.fileno(), False)
         os.set_blocking(proc.stderr.fileno(), False)
-
-    @classmethod
-    def start(cls, limits: Limits, files: Path, slot: int = 0, sandboxed: bool = True) -> "Executor":
-        env_limits = json.dumps(_rlimits(limits, slot, sandboxed))
-        if sandboxed:
-            require_sandbox()
-            read_info, write_info = os.pipe()
-            cmd = bwrap_command(limits, files, {"LEPTON_LIMITS": env_limits})
-            cmd[1:1] = ["--info-fd", str(write_info)]
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    pass_fds=(write_info,), start_new_session=True)
-            os.close(write_info)
-            return cls(proc, True, limits, read_info)
-        env = executor_env(limits, str(files))
-        env["LEPTON_LIMITS"] = env_limits
-        proc = subprocess.Popen(EXECUTOR, cwd=files, env=env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
-        return cls(proc, False, limits)
 
     def send(self, request: dict) -> bool:
         try:
@@ -275,7 +306,7 @@ class Executor:
 
     def interrupt(self) -> None:
         """SIGINT to the executor (a KeyboardInterrupt in the running cell)."""
-        pid = self._executor_pid()
+        pid = self.backend.kernel_pid(self)
         if pid:
             try:
                 os.kill(pid, signal.SIGINT)
@@ -303,14 +334,6 @@ class Executor:
                 stream.close()
             except OSError:
                 pass
-
-    def _executor_pid(self):
-        if not self.sandboxed:
-            return self.proc.pid
-        if not self.init_pid:
-            return None
-        children = _children(self.init_pid)
-        return children[0] if children else None
 
 
 class OutputFlood(RuntimeError):
@@ -357,7 +380,3 @@ def _children(pid: int) -> list[int]:
                 except (OSError, ValueError, IndexError):
                     pass
         return found
-
-
-def describe(limits: Limits) -> dict:
-    return asdict(limits)

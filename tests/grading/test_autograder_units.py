@@ -12,8 +12,8 @@ import pytest
 
 from conftest import REPO
 from lepton_kit.grading import feedback
-from lepton_kit.grading.execution import guarded_source, imports_of
-from lepton_kit.grading.restore import Malformed, Template, TemplateCell, canonical, parse
+from lepton_kit.grading.cells import done_signal, guarded, imports_of
+from lepton_kit.grading.restore import Malformed, Template, TemplateCell, kernelspec, parse, rebuild, unique_ids
 from lepton_kit.grading.sandbox import Limits
 
 
@@ -40,6 +40,15 @@ def _c(source, grade_id=None, cell_type="code", **meta):
     nbgrader = {"grade_id": grade_id, "schema_version": 3, **meta} if grade_id else {}
     return {"cell_type": cell_type, "source": source, "metadata": {"nbgrader": nbgrader} if nbgrader else {},
             **({"outputs": [], "execution_count": None} if cell_type == "code" else {})}
+
+
+def canonical(raw, template):
+    """What the pipeline's parse, restore_structure, kernelspec and ids steps make of one file."""
+    data = parse(raw)
+    nb, notes = rebuild(data, template)
+    nb.metadata, more = kernelspec(data, template)
+    unique_ids(nb)
+    return nb, notes + more
 
 
 def _shape(nb):
@@ -97,10 +106,11 @@ def test_the_course_config_has_a_limits_section():
 
 
 def test_guarded_source_keeps_the_last_value_and_ends_with_the_done_signal():
-    text = guarded_source("x = 1\nx + 1", "abc")
-    assert text == "x = 1\n__lepton_value__ = (x + 1)\n__lepton_audit__('lepton.done', 'abc', __lepton_value__)\n"
-    assert "get_ipython().run_line_magic('time', 'y = 1')" in guarded_source("%time y = 1", "n")
-    assert guarded_source("f(1);", "n").endswith("None)\n")
+    source, value = guarded("x = 1\nx + 1")
+    assert source + done_signal("abc", value) == \
+        "x = 1\n__lepton_value__ = (x + 1)\n__lepton_audit__('lepton.done', 'abc', __lepton_value__)\n"
+    assert "get_ipython().run_line_magic('time', 'y = 1')" in guarded("%time y = 1")[0]
+    assert guarded("f(1);") == ("f(1);\n", "None")
     assert imports_of(["import numpy as np\nfrom lepton_kit.checks import check_close\nnp.random.default_rng(0)"]) \
         == ["lepton_kit.checks", "lepton_kit.checks.check_close", "numpy", "numpy.random"]
 

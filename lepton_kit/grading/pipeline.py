@@ -1,0 +1,367 @@
+"""One submission's life as an ordered list of small steps, each ``step(sub, batch) -> None``.
+
+:data:`STEPS` is the whole pipeline: parse, restore the structure, the kernelspec and the cell ids,
+stage the files, execute, attach the outputs, score, record, apply the late penalty. The scheduler
+(:mod:`lepton_kit.grading.autograde`) runs :data:`PREPARE` and :data:`PLAN` in the parent's main
+thread (all parsing of Python happens there), :data:`EXECUTE` in a worker thread (it only drives
+the sandbox), then :data:`FINISH` and :data:`RECORD` in the main thread again, the only one that
+touches the gradebook. A step that ends the submission (a cached result, a failure) sets
+``sub.ended``; :func:`advance` runs the steps until then and turns any exception into a failure.
+
+>>> score_test(CellRun(verdict=True), 2.0), score_test(CellRun(verdict=False), 2.0)
+(2.0, 0.0)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lepton_kit.grading import execution, restore
+from lepton_kit.grading.cells import nbgrader, role
+from lepton_kit.grading.execution import CellRun
+from lepton_kit.grading.sandbox import Limits
+from lepton_kit.grading.state import VERSION, State, atomic_write
+
+
+@dataclass
+class Submission:
+    """Everything known about one student's submission, filled in step by step."""
+
+    student: str
+    folder: Path                                    # submitted/<student>/<assignment>
+    slot: int = 0                                   # the job slot that runs it
+    timestamp: str = ""
+    fingerprint: str = ""
+    raw: dict = field(default_factory=dict)         # name -> the submitted bytes
+    data: dict = field(default_factory=dict)        # name -> the parsed JSON
+    notebooks: dict = field(default_factory=dict)   # name -> the rebuilt notebook (then executed)
+    plans: dict = field(default_factory=dict)       # name -> execution.Plan
+    runs: dict = field(default_factory=dict)        # name -> execution.NotebookRun
+    tokens: dict = field(default_factory=dict)      # name -> what the fingerprint holds for an unreadable file
+    problems: dict = field(default_factory=dict)    # name -> why it could not be read
+    notes: list = field(default_factory=list)
+    scores: dict = field(default_factory=dict)      # name -> {grade_id: score or None}
+    comments: dict = field(default_factory=dict)    # name -> {grade_id: "No response." or None}
+    failure: str = ""                               # the autograder (not the student) failed
+    seconds: float = 0.0
+    files: Path | None = None                       # the staged files, while it runs
+    loaded: bool = False                            # scores come from an interrupted run's result
+    cached: bool = False                            # graded by an earlier run
+    ended: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.failure
+
+    @property
+    def reason(self) -> str:
+        return "; ".join([*self.problems.values(), *([self.failure] if self.failure else [])])
+
+    def fail(self, reason: str) -> None:
+        self.failure, self.ended = reason, True
+
+    def problem(self, name: str, why: str, token: str) -> None:
+        self.problems[name], self.tokens[name] = why, token
+
+    def note(self, name: str, notes: list, several: bool) -> None:
+        self.notes += [f"{name}: {n}" for n in notes] if several else notes
+
+
+@dataclass
+class Batch:
+    """What every step shares: the course, the templates, the open gradebook, the backend, the state."""
+
+    root: Path
+    assignment: str
+    gb: object
+    templates: dict
+    limits: Limits
+    backend: object
+    state: State
+    late: object                    # nbgrader's LateSubmissionPlugin, configured by the course
+    ignore: list = field(default_factory=list)
+    force: bool = False
+
+    @classmethod
+    def open(cls, root: Path, assignment: str, gb, config, backend, timeout=None, force=False) -> "Batch":
+        from nbgrader.plugins import LateSubmissionPlugin
+
+        limits = Limits.from_config(config)
+        if timeout:
+            limits.notebook_timeout = float(timeout)
+        ignore = list(config.CourseDirectory.get("ignore", [])) if "ignore" in config.CourseDirectory else []
+        return cls(Path(root), assignment, gb, restore.templates(root, assignment, gb), limits, backend,
+                   State(root, assignment), LateSubmissionPlugin(config=config), ignore, force)
+
+    def submission(self, student: str) -> Submission:
+        return Submission(student, self.root / "submitted" / student / self.assignment)
+
+
+# --- prepare (main thread) ----------------------------------------------------------------------
+
+def read(sub: Submission, batch: Batch) -> None:
+    """timestamp.txt (a bad date is noted and ignored) and each notebook's bytes; links, missing files: problems."""
+    stamp = sub.folder / "timestamp.txt"
+    sub.timestamp = stamp.read_text(errors="replace").strip()[:64] \
+        if stamp.is_file() and not stamp.is_symlink() else ""
+    if sub.timestamp:
+        from nbgrader.utils import parse_utc
+
+        try:
+            parse_utc(sub.timestamp)
+        except (ValueError, OverflowError):
+            sub.notes.append(f"timestamp.txt {sub.timestamp!r} is not a date: ignored")
+            sub.timestamp = ""
+    for name in sorted(batch.templates):
+        path = sub.folder / f"{name}.ipynb"
+        if path.is_symlink():
+            sub.problem(name, f"{name}.ipynb is a symbolic link, not a notebook", "link")
+        elif not path.is_file():
+            sub.problem(name, f"{name}.ipynb was not submitted", "missing")
+        else:
+            sub.raw[name] = path.read_bytes()
+
+
+def parse(sub: Submission, batch: Batch) -> None:
+    """Each notebook's JSON; a file that is not a notebook is a problem."""
+    for name, raw in sub.raw.items():
+        try:
+            sub.data[name] = restore.parse(raw)
+        except restore.Malformed as err:
+            sub.problem(name, f"{name}.ipynb: {err}", f"malformed {hashlib.sha256(raw).hexdigest()}")
+
+
+def restore_structure(sub: Submission, batch: Batch) -> None:
+    """Each notebook rebuilt on the instructor's cells, with a note per change."""
+    for name, data in sub.data.items():
+        sub.notebooks[name], notes = restore.rebuild(data, batch.templates[name])
+        sub.note(name, notes, len(batch.templates) > 1)
+
+
+def kernelspec(sub: Submission, batch: Batch) -> None:
+    """The instructor's notebook metadata and kernelspec."""
+    for name, nb in sub.notebooks.items():
+        nb.metadata, notes = restore.kernelspec(sub.data[name], batch.templates[name])
+        sub.note(name, notes, len(batch.templates) > 1)
+
+
+def ids(sub: Submission, batch: Batch) -> None:
+    """Valid, unique cell ids."""
+    for nb in sub.notebooks.values():
+        restore.unique_ids(nb)
+
+
+def fingerprint(sub: Submission, batch: Batch) -> None:
+    """A digest of what will run: a changed submission, timestamp or VERSION is graded again."""
+    digest = hashlib.sha256(f"{VERSION}\n{sub.timestamp}\n".encode())
+    for name in sorted(batch.templates):
+        if name in sub.tokens:
+            digest.update(f"{name}: {sub.tokens[name]}\n".encode())
+        elif name in sub.notebooks:
+            digest.update(json.dumps(sub.notebooks[name], sort_keys=True).encode())
+    sub.fingerprint = digest.hexdigest()
+
+
+def resume(sub: Submission, batch: Batch) -> None:
+    """An earlier run's result: kept when recorded (ends here), else recorded again without running."""
+    if batch.force:
+        batch.state.forget(sub.student)
+    result = batch.state.result(sub.student, sub.fingerprint)
+    if result is None:
+        return
+    for key in ("scores", "comments", "notes", "problems", "failure", "seconds", "timestamp"):
+        setattr(sub, key, result.get(key, getattr(sub, key)))
+    sub.cached = sub.loaded = True
+    sub.ended = batch.state.done(sub.student, sub.fingerprint)
+
+
+def plan(sub: Submission, batch: Batch) -> None:
+    """What to send the executor, cell by cell: every Python parse of the batch happens here."""
+    for name, nb in sub.notebooks.items():
+        sub.plans[name] = execution.plan(nb)
+
+
+# --- execute (a worker thread: no parsing, no gradebook) ----------------------------------------
+
+def stage_files(sub: Submission, batch: Batch) -> None:
+    """The assignment's data files and the student's own (notebooks excluded), read-only in the sandbox."""
+    if not sub.plans:
+        return
+    target = batch.state.staging / sub.student
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    target.parent.chmod(0o755)
+    patterns = shutil.ignore_patterns("*.ipynb", "timestamp.txt", *batch.ignore)
+
+    def skip(folder, names):  # never follow a link: it could point at source/ or the grader's files
+        return set(patterns(folder, names)) | {n for n in names if os.path.islink(os.path.join(folder, n))}
+
+    source = batch.root / "source" / batch.assignment
+    for base in (sub.folder, source):  # the instructor's files win, as in nbgrader
+        for item in base.iterdir():
+            if skip(str(base), [item.name]) or (base == sub.folder and item.name.startswith(".")):
+                continue  # a student's dotfiles (.ipython/, ...) could configure the tools
+            dest = target / item.name
+            if item.is_dir():
+                shutil.copytree(item, dest, symlinks=True, dirs_exist_ok=True, ignore=skip)
+            else:
+                shutil.copyfile(item, dest)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    sub.files = target
+
+
+def execute(sub: Submission, batch: Batch) -> None:
+    """Run each planned notebook through the batch's backend; the staged files go afterwards."""
+    try:
+        for name, planned in sub.plans.items():
+            run = execution.run(planned, batch.limits, sub.files, batch.backend, slot=sub.slot)
+            if run.failure:
+                sub.fail(run.failure)
+                return
+            sub.runs[name] = run
+            sub.notes += run.notes
+            sub.seconds += run.seconds
+    finally:
+        if sub.files is not None:
+            shutil.rmtree(sub.files, ignore_errors=True)
+
+
+# --- finish (main thread) -----------------------------------------------------------------------
+
+def attach_outputs(sub: Submission, batch: Batch) -> None:
+    """Each code cell's outputs; a test without a signed pass gets an error saying why."""
+    for name, run in sub.runs.items():
+        for index, cell in enumerate(sub.notebooks[name]["cells"]):
+            if cell["cell_type"] != "code":
+                continue
+            cell_run = run.cells.get(index)
+            cell["outputs"] = list(cell_run.outputs) if cell_run else []
+            if cell_run and role(cell) == "test" and not cell_run.verdict \
+                    and not any(o.get("output_type") == "error" for o in cell["outputs"]):
+                why = cell_run.why or ("the cell did not run" if not cell_run.ran else "no verdict from the guard")
+                cell["outputs"].append({"output_type": "error", "ename": "AutograderVerdict", "evalue": why,
+                                        "traceback": [f"AutograderVerdict: {why}"]})
+
+
+def score_test(run: CellRun, points: float) -> float:
+    """Points of a test cell: all of them for a signed pass (or its partial value), else none."""
+    if not run.verdict:
+        return 0.0
+    if run.value is None:
+        return float(points)
+    return float(points) if run.value < 0 else min(float(points), run.value)
+
+
+def score(sub: Submission, batch: Batch) -> None:
+    """Scores and comments of every graded cell, as nbgrader would give them; unreadable notebooks score zero."""
+    from nbgrader.utils import compute_checksum
+
+    for name, run in sub.runs.items():
+        scores, comments = sub.scores.setdefault(name, {}), sub.comments.setdefault(name, {})
+        for index, cell in enumerate(sub.notebooks[name]["cells"]):
+            meta, kind = nbgrader(cell), role(cell)
+            grade_id = meta.get("grade_id")
+            if not grade_id:
+                continue
+            unchanged = meta.get("checksum") == compute_checksum(cell)
+            if kind in ("solution", "manual", "task"):
+                comments[grade_id] = "No response." if unchanged and kind != "task" else None
+            if not meta.get("grade"):
+                continue
+            if kind == "test":
+                scores[grade_id] = score_test(run.cells.get(index, CellRun()), float(meta.get("points", 0)))
+            else:
+                scores[grade_id] = 0.0 if unchanged and kind != "task" else None
+    for name in sub.problems:
+        cells = batch.templates[name].cells
+        sub.scores[name] = {c.grade_id: (0.0 if c.role in ("test", "manual") else None)
+                            for c in cells if c.nbgrader.get("grade")}
+        sub.comments[name] = {c.grade_id: None for c in cells if c.role in ("solution", "manual")}
+
+
+def write_notebooks(sub: Submission, batch: Batch) -> None:
+    """The executed notebooks (and timestamp.txt) under autograded/, as nbgrader keeps them."""
+    import nbformat
+
+    folder = batch.root / "autograded" / sub.student / batch.assignment
+    for name in sub.runs:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / f"{name}.ipynb", nbformat.writes(nbformat.from_dict(sub.notebooks[name])))
+    if sub.timestamp:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "timestamp.txt").write_text(sub.timestamp)
+
+
+def save(sub: Submission, batch: Batch) -> None:
+    """The result, atomically: from here a killed batch records it without running it again."""
+    batch.state.save(sub)
+
+
+# --- record (main thread, the gradebook's only writer) ------------------------------------------
+
+def record(sub: Submission, batch: Batch) -> None:
+    """Scores and comments into the gradebook (idempotent: a re-run writes the same)."""
+    from nbgrader.utils import parse_utc
+
+    gb, assignment = batch.gb, batch.assignment
+    gb.update_or_create_student(sub.student)
+    if sub.timestamp:
+        gb.update_or_create_submission(assignment, sub.student, timestamp=parse_utc(sub.timestamp))
+    else:
+        gb.update_or_create_submission(assignment, sub.student)
+    for name, scores in sub.scores.items():
+        for grade_id, value in scores.items():
+            grade = gb.find_grade(grade_id, name, assignment, sub.student)
+            grade.auto_score = value
+            grade.needs_manual_grade = grade.manual_score is not None or value is None
+        for grade_id, text in sub.comments.get(name, {}).items():
+            gb.find_comment(grade_id, name, assignment, sub.student).auto_comment = text
+    gb.db.flush()
+
+
+def late_penalty(sub: Submission, batch: Batch) -> None:
+    """nbgrader's LateSubmissionPlugin on each notebook's score, when the submission is late."""
+    gb, assignment = batch.gb, batch.assignment
+    late = gb.find_submission(assignment, sub.student).total_seconds_late
+    for name in sub.scores:
+        graded = gb.find_submission_notebook(name, assignment, sub.student)
+        graded.late_submission_penalty = None
+        if late > 0:
+            penalty = batch.late.late_submission_penalty(sub.student, graded.score, late)
+            if penalty is not None:
+                graded.late_submission_penalty = min(max(penalty, 0), graded.score)
+
+
+def commit(sub: Submission, batch: Batch) -> None:
+    """Commit the gradebook, then mark the student done."""
+    batch.gb.db.commit()
+    batch.state.mark_done(sub)
+    sub.ended = True
+
+
+PREPARE = (read, parse, restore_structure, kernelspec, ids, fingerprint, resume)
+PLAN = (plan,)
+EXECUTE = (stage_files, execute)
+FINISH = (attach_outputs, score, write_notebooks, save)
+RECORD = (record, late_penalty, commit)
+STEPS = PREPARE + PLAN + EXECUTE + FINISH + RECORD
+
+
+def advance(steps, sub: Submission, batch: Batch) -> None:
+    """Run ``steps`` until the submission ends; an exception fails the submission, never the batch."""
+    for step in steps:
+        if sub.ended:
+            return
+        try:
+            step(sub, batch)
+        except Exception as err:  # a bug, an OS or database failure: reported, retried on the next run
+            kind = "gradebook" if step in RECORD else "autograder"
+            if step in RECORD:
+                batch.gb.db.rollback()
+            sub.fail(f"{kind} error: {type(err).__name__}: {err}"[:300])
