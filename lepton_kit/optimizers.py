@@ -1,4 +1,4 @@
-"""Optimizers up close: 2-D test functions, optimizer paths, torch.optim parity checks, an explorer.
+"""Optimizers up close: 2-D test functions, optimizer paths, torch.optim parity checks, comparisons.
 
 - ``FUNCTIONS``: 2-D test functions (a quadratic bowl, Rosenbrock, Beale, Himmelblau) with their
   analytic gradients, written with plain arithmetic so that they accept floats, NumPy arrays and
@@ -7,9 +7,11 @@
   class) or with a hand-written NumPy optimizer, and return the path of the parameters.
 - ``check_path`` / ``max_param_diff``: compare a hand-written optimizer's path with torch.optim's.
 - ``NumpyOptimizer``: lets a NumPy optimizer (``step(grads)`` on a list of arrays) train a torch model.
-- ``plot_paths``, ``show_path``, ``explorer``: contour plots of paths and an ipywidgets explorer.
 - ``compare_optimizers``, ``comparison_table``: the same MLP, same init, trained with several optimizers.
-- ``schedule_values``, ``plot_schedules``: what a ``torch.optim.lr_scheduler`` does to the learning rate.
+- ``schedule_values``: what a ``torch.optim.lr_scheduler`` does to the learning rate.
+
+Their plots and the interactive explorer are in :mod:`lepton_kit.optimizer_plots`. Importing this
+module is cheap: torch is imported inside the functions.
 
 A hand-written optimizer is a class built as ``Opt(params, **hyper)`` (``params`` a list of float
 arrays it updates **in place**) whose ``step(grads)`` takes the list of gradients, in the same
@@ -360,151 +362,6 @@ def check_path(path, reference, name="your optimizer", atol=1e-6) -> float:
     return float(np.max(step_diff))
 
 
-# --------------------------------------------------------------------------- plots and the explorer
-def _axes(ax, figsize=(6, 4.5)):
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-    return ax.figure, ax
-
-
-def plot_paths(function, paths, ax=None, title=None, resolution=200, levels=20):
-    """Contours of a 2-D test function with one or several optimizer paths drawn on top.
-
-    ``paths`` maps a label to a path ``(steps + 1, 2)`` (as :func:`run_path` returns). The start is
-    a circle, the end a square, the minima stars; the view stays on the function's window even when
-    a path diverges (its label then says so).
-
-    >>> fig = plot_paths("quadratic", {"sgd": run_path("quadratic", None, "sgd", steps=20, lr=0.1)})
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib import colors
-
-    f = get_function(function)
-    fig, ax = _axes(ax)
-    gx, gy = np.meshgrid(np.linspace(*f.xlim, resolution), np.linspace(*f.ylim, resolution))
-    zz = f(gx, gy)
-    greys = colors.ListedColormap(plt.get_cmap("Greys_r")(np.linspace(0.35, 1.0, 256)))  # light: paths stand out
-    if f.log_levels:
-        lo = max(float(zz.min()), 1e-3)
-        ax.contourf(gx, gy, zz, levels=np.logspace(np.log10(lo), np.log10(zz.max()), levels),
-                    norm=colors.LogNorm(), cmap=greys)
-    else:
-        ax.contourf(gx, gy, zz, levels=levels, cmap=greys)
-    for mx, my in f.minima:
-        ax.plot(mx, my, "*", color="gold", ms=14, mec="k", zorder=5)
-    for i, (label, path) in enumerate(paths.items()):
-        path = np.asarray(path, dtype=float)
-        color = f"C{i}"
-        finite = np.all(np.isfinite(path), axis=1)
-        outside = ~((path[:, 0] >= f.xlim[0]) & (path[:, 0] <= f.xlim[1])
-                    & (path[:, 1] >= f.ylim[0]) & (path[:, 1] <= f.ylim[1]))
-        end = path[finite][-1] if finite.any() else path[0]
-        final = path_losses(f, end[None])[0]
-        note = "diverged" if (not finite.all() or outside[-1]) else f"f = {final:.2g}"
-        ax.plot(path[:, 0], path[:, 1], "-", color=color, lw=1.5, label=f"{label} ({note})")
-        ax.plot(path[0, 0], path[0, 1], "o", color=color, ms=6, mec="k")
-        ax.plot(end[0], end[1], "s", color=color, ms=6, mec="k")
-    ax.set_xlim(*f.xlim)
-    ax.set_ylim(*f.ylim)
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    if paths:
-        ax.legend(loc="best", fontsize=8)
-    ax.set_title(title or f.name)
-    return fig
-
-
-def plot_losses(function, paths, ax=None, title=None):
-    """The function's value along each path, on a log scale (the gap to the minimum value 0).
-
-    >>> fig = plot_losses("quadratic", {"sgd": run_path("quadratic", None, "sgd", steps=20, lr=0.1)})
-    """
-    fig, ax = _axes(ax)
-    for i, (label, path) in enumerate(paths.items()):
-        ax.plot(np.maximum(path_losses(function, path), 1e-16), color=f"C{i}", label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("f(x, y)")
-    ax.grid(alpha=0.3)
-    if paths:
-        ax.legend(loc="best", fontsize=8)
-    if title:
-        ax.set_title(title)
-    return fig
-
-
-def show_path(function="rosenbrock", optimizer="adam", lr=0.01, steps=100, start=None, label=None, **hyper):
-    """One optimizer on one test function: the path on the contours (left), the value per step (right).
-
-    This is what the :func:`explorer` draws for each choice of its controls; call it directly for a
-    static figure.
-
-    >>> fig = show_path("quadratic", "momentum", lr=0.05, steps=30)
-    """
-    import matplotlib.pyplot as plt
-
-    f = get_function(function)
-    label = label or (optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", "optimizer"))
-    with np.errstate(all="ignore"):
-        path = run_path(f, start, optimizer, steps=steps, lr=lr, **hyper)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-    plot_paths(f, {f"{label}, lr={lr:.3g}": path}, ax=left, title=f"{f.name}: {steps} steps")
-    plot_losses(f, {label: path}, ax=right, title="value along the path")
-    return fig
-
-
-def explorer(functions=None, optimizers=None, function="rosenbrock", optimizer="adam", lr=0.01, steps=100):
-    """An ipywidgets explorer of optimizer paths: test function, optimizer, learning rate (log
-    slider) and number of steps. Returns the ``ipywidgets.interactive`` widget (display it, or leave
-    it last in a cell).
-
-    ``optimizers`` adds hand-written optimizers to torch.optim's: ``{"label": OptimizerClass}``.
-    The view is drawn by :func:`show_path` into an ``ipywidgets.Image`` (PNG) rather than printed
-    into the interactive's output area: nothing is displayed while the widget is built, so headless
-    runs (papermill, nbconvert, CI) cannot stall on output-widget messages, and the executed
-    notebook keeps the first view in its saved widget state. Without a live kernel the cell shows
-    the widget's text description; call :func:`show_path` for a static figure in the output.
-
-    >>> w = explorer(optimizers={}, steps=5)  # doctest: +SKIP
-    >>> sorted(w.kwargs)  # doctest: +SKIP
-    ['function', 'lr', 'optimizer', 'steps']
-    """
-    import io
-    import warnings
-
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    choices = {name: name for name in TORCH_OPTIMIZERS}
-    choices.update(optimizers or {})
-    names = list(functions or FUNCTIONS)
-    image = widgets.Image(format="png", layout=widgets.Layout(width="900px"))
-
-    def view(function, optimizer, lr, steps):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fig = show_path(function, choices[optimizer], lr=lr, steps=steps, label=optimizer)
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format="png", dpi=80)
-            plt.close(fig)      # nothing left for the inline backend to display
-        image.value = buffer.getvalue()
-
-    w = widgets.interactive(
-        view,
-        function=widgets.Dropdown(options=names, value=function, description="function"),
-        optimizer=widgets.Dropdown(options=list(choices), value=optimizer, description="optimizer"),
-        lr=widgets.FloatLogSlider(value=lr, base=10, min=-4, max=1, step=0.25, description="lr",
-                                  continuous_update=False),
-        steps=widgets.IntSlider(value=steps, min=1, max=1000, step=1, description="steps",
-                                continuous_update=False),
-    )
-    w.children = (*w.children, image)
-    w.image = image
-    return w
-
-
 # --------------------------------------------------------------------------- one real task
 def compare_optimizers(settings, data, hidden=(64,), epochs=10, batch_size=32, seed=0):
     """Train the same MLP (same initial weights, same batches, same epochs) once per optimizer.
@@ -523,7 +380,6 @@ def compare_optimizers(settings, data, hidden=(64,), epochs=10, batch_size=32, s
     """
     import torch
 
-    from lepton_kit.adapters import to_torch_loader
     from lepton_kit.models import torch_mlp
     from lepton_kit.train import evaluate, fit
 
@@ -532,23 +388,21 @@ def compare_optimizers(settings, data, hidden=(64,), epochs=10, batch_size=32, s
     try:
         torch.manual_seed(seed)
         template = torch_mlp(data.x_train.shape[1], tuple(hidden), data.num_classes)
-        test_loader = to_torch_loader(data.x_test, data.y_test, batch_size=512)
         results = {}
         for label, spec in settings.items():
             optimizer, hyper, make_scheduler = (tuple(spec) + (None,))[:3]
             model = copy.deepcopy(template)
-            loader = to_torch_loader(data.x_train, data.y_train, batch_size=batch_size, shuffle=True, seed=seed)
             opt = make_optimizer(optimizer, model.parameters(), **hyper)
-            scheduler = make_scheduler(opt) if make_scheduler is not None else None
-            history = fit(model, loader, epochs=epochs, optimizer=opt, progress=False, scheduler=scheduler)
-            results[label] = {"loss": history["loss"][-1], "accuracy": evaluate(model, test_loader)["accuracy"],
-                              "history": history}
+            history = fit(model, data.x_train, data.y_train, epochs=epochs, batch_size=batch_size, optimizer=opt,
+                          scheduler=make_scheduler, progress=False, seed=seed)
+            accuracy = evaluate(model, data.x_test, data.y_test)["accuracy"]
+            results[label] = {"loss": history["loss"][-1], "accuracy": accuracy, "history": history}
     finally:
         torch.set_num_threads(threads)
     return results
 
 
-def comparison_table(results, settings=None) -> str:
+def comparison_table(results) -> str:
     """A plain-text table of :func:`compare_optimizers` results (3 decimals), one row per optimizer.
 
     >>> print(comparison_table({"sgd": {"loss": 0.12345, "accuracy": 0.9}}))
@@ -561,23 +415,6 @@ def comparison_table(results, settings=None) -> str:
         lines.append(f"{label:<{width}}{r['loss']:>16.3f}{r['accuracy']:>16.3f}")
     return "\n".join(lines)
 
-
-def plot_comparison(results, ax=None, title="training loss per epoch"):
-    """Training-loss curves of :func:`compare_optimizers` results on one log-scale axes.
-
-    >>> fig = plot_comparison({"sgd": {"history": {"loss": [1.0, 0.5]}}})
-    """
-    fig, ax = _axes(ax)
-    for label, r in results.items():
-        loss = np.asarray(r["history"]["loss"], dtype=float)
-        ax.plot(np.arange(1, len(loss) + 1), loss, marker="o" if len(loss) < 30 else None, ms=3, label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    ax.set_title(title)
-    return fig
 
 
 # --------------------------------------------------------------------------- learning-rate schedules
@@ -602,19 +439,3 @@ def schedule_values(make_scheduler, steps=100, lr=0.1) -> np.ndarray:
         opt.step()
         scheduler.step()
     return np.asarray(values, dtype=float)
-
-
-def plot_schedules(curves, ax=None, title="learning-rate schedules"):
-    """Plot ``{label: learning rates per step}`` on one axes.
-
-    >>> fig = plot_schedules({"constant": [0.1] * 10})
-    """
-    fig, ax = _axes(ax, figsize=(7, 4))
-    for label, values in curves.items():
-        ax.plot(np.arange(len(values)), np.asarray(values, dtype=float), label=label, lw=2)
-    ax.set_xlabel("step (or epoch)")
-    ax.set_ylabel("learning rate")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    ax.set_title(title)
-    return fig
