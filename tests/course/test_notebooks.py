@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -15,6 +18,7 @@ from lepton_kit.course.targets import targets_for
 
 NOTEBOOKS = find_notebooks([REPO / "notebooks", REPO / "source"])
 COURSE = load_course(REPO)
+HERE = Path(__file__).resolve().parent
 
 
 def _key(path):
@@ -67,7 +71,32 @@ def test_run_reports_a_failing_notebook_without_stopping(tmp_path):
 @pytest.mark.parametrize("lesson", sorted((REPO / "notebooks").glob("*.ipynb")), ids=_key)
 def test_lesson_matches_its_stored_outputs_with_nbval(lesson):
     """nbval: every cell runs and prints what is stored; numbers training produces are sanitized."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
-                             "--nbval", "--nbval-sanitize-with", str(REPO / "tests/course/nbval_sanitize.cfg"),
-                             str(lesson)], cwd=REPO, capture_output=True, text=True)
+                             "-p", "nbval_lepton", "--nbval", "--nbval-sanitize-with", str(HERE / "nbval_sanitize.cfg"),
+                             str(lesson)], cwd=REPO, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+def _nbval(tmp_path, stored: str, printed: str) -> int:
+    """nbval's verdict on a notebook executed printing ``stored`` whose code now prints ``printed``."""
+    from nbclient import NotebookClient
+
+    code = "from lepton_kit import record\nprint({!r})\nrecord('acc', {})"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code.format(stored, len(stored) / 97))])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, kernel_name="python3").execute()
+    nb.cells[0].source = code.format(printed, len(printed) / 89)
+    path = tmp_path / f"probe_{abs(hash((stored, printed)))}.ipynb"
+    nbformat.write(nb, path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
+                           "-p", "nbval_lepton", "--nbval", "--nbval-sanitize-with", str(HERE / "nbval_sanitize.cfg"),
+                           str(path)], cwd=tmp_path, capture_output=True, text=True, env=env).returncode
+
+
+@pytest.mark.slow
+def test_nbval_forgives_training_digits_but_not_changed_text(tmp_path):
+    assert _nbval(tmp_path, "test accuracy 0.894 after 8 epochs", "test accuracy 0.905 after 8 epochs") == 0
+    assert _nbval(tmp_path, "test accuracy 0.894 after 8 epochs", "test accuracy 0.894 after 9 epochs") != 0
+    assert _nbval(tmp_path, "test accuracy 0.894", "train accuracy 0.894") != 0
