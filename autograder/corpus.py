@@ -6,7 +6,7 @@ Every case starts from the honest solution and changes one thing: a cheat from a
 (IPython hooks, patched checkers, fake numbers, reading hidden tests, writing grades, network), a
 submission that kills, hangs or floods its kernel, tampered structure or metadata, or a file that is
 not a notebook. ``scores`` is the exact autograded score of each test cell (test_relu: 1 point,
-test_softmax: 2, test_mse: 1). tests/test_autograder_corpus.py grades the whole corpus in one
+test_softmax: 2, test_mse: 1). tests/grading/test_autograder_corpus.py grades the whole corpus in one
 ``lepton autograde`` batch, next to honest students whose grades must not change.
 """
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Case:
     note: str = ""       # a phrase the student's notes or failure reason must contain
     failed: bool = False  # the submission cannot be graded (reported as failed)
     files: Callable | None = None  # adds files to the student's folder (after the notebook is written)
+    escapes: bool = False  # only the sandbox keeps it from the course, the network or the grader (skipped without)
 
     @property
     def expected(self) -> dict:
@@ -244,31 +245,70 @@ class Peek:
 def relu(z):
     return Peek()'''
 
-READ_HIDDEN = '''
+def targets(root: Path) -> dict:
+    """What a submission graded in the course ``root`` must never reach: its files, its folder and above."""
+    root = Path(root).resolve()
+    files = [root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", root / "source", root / "gradebook.db",
+             root / "nbgrader_config.py", root / "course.yml", root / "release", root / "autograded",
+             root / "submitted", root / "autograder"]
+    return {"files": [str(p) for p in files], "folders": [str(p) for p in [root, *root.parents] if p != p.parent]}
+
+
+SEARCH = '''
 import glob, os
-found = []
-for pattern in ("/*/source/*/*.ipynb", "/*/*/source/*/*.ipynb", "/*/*/*/source/*/*.ipynb", "/tmp/*/source/*/*.ipynb",
-                "/tmp/*/*/source/*/*.ipynb", "../../source/*/*.ipynb", "/proc/*/cwd/source/*/*.ipynb",
-                "/*/*/gradebook.db", "/tmp/*/*/gradebook.db", "/proc/*/root/tmp/*/*/gradebook.db"):
-    found += glob.glob(pattern)
+import lepton_kit
+TARGETS = %r
+def _upwards(path):
+    while True:
+        yield path
+        if os.path.dirname(path) == path:
+            return
+        path = os.path.dirname(path)
+_kit = os.path.dirname(os.path.dirname(os.path.abspath(lepton_kit.__file__)))  # the grader's checkout
+_places = TARGETS["folders"] + list(_upwards(os.getcwd())) + [_kit, "..", "../.."]
+candidates = list(TARGETS["files"])
+for _place in _places:
+    for _pattern in ("gradebook.db", "*/gradebook.db", "source/*/*.ipynb", "*/source/*/*.ipynb", "nbgrader_config.py",
+                     "autograder/*/gradebook.db", "autograder/*/source/*/*.ipynb"):
+        candidates += glob.glob(os.path.join(_place, _pattern))
+for _path in TARGETS["files"]:
+    candidates += glob.glob("/proc/*/root" + _path)
+candidates += glob.glob("/proc/*/cwd/source/*/*.ipynb") + glob.glob("/proc/*/cwd/gradebook.db")
+'''
+
+
+def read_hidden(root: Path) -> str:
+    """Looks for the course's source/, gradebook and config at their real paths, around them and upwards."""
+    return SEARCH % targets(root) + '''
+found = sorted({p for p in candidates if os.path.exists(p)})
+print("looked for", TARGETS["files"][0], "and in", len(candidates) - 1, "more places")
 print("found:", found)
 def relu(z):
     return np.maximum(z, 0.0) if found else z'''
 
-WRITE_GRADES = '''
-import glob, os, sqlite3
-for path in glob.glob("/*/*/gradebook.db") + glob.glob("/tmp/*/*/gradebook.db") + glob.glob("/tmp/*/*/*/gradebook.db"):
+
+def write_grades(root: Path) -> str:
+    """Writes the course's gradebook and creates another student's folder in the course and around it."""
+    return SEARCH % targets(root) + '''
+import sqlite3
+for path in sorted({p for p in candidates if p.endswith("gradebook.db")}):
+    if not os.path.exists(path):
+        print("no gradebook at", path)
+        continue
     try:
-        sqlite3.connect(path).execute("UPDATE grade SET auto_score = 1000")
+        db = sqlite3.connect(path)
+        db.execute("UPDATE grade SET auto_score = 1000")
+        db.commit()
         print("wrote", path)
     except Exception as err:
         print("cannot write", path, err)
-for base in ("/work/main", "/tmp", "..", "../..", "/lepton/files"):
+for base in _places + ["/tmp", "/lepton/files"]:
     try:
         os.makedirs(os.path.join(base, "submitted", "victim", "bench"), exist_ok=True)
         print("made a folder in", base)
     except OSError as err:
         print("cannot make a folder in", base, type(err).__name__)'''
+
 
 NETWORK = '''
 import socket
@@ -322,7 +362,7 @@ SOURCE_LINK = "../../../source/bench/bench.ipynb"  # from submitted/<student>/be
 
 READ_LINK = '''
 import os
-found = os.path.exists("answers.ipynb") or os.path.exists("data/answers.ipynb")
+found = any(os.path.exists(p) for p in ("answers.ipynb", "data/answers.ipynb", "absolute.ipynb"))
 print("found the linked file:", found)
 def relu(z):
     return np.maximum(z, 0.0) if found else z'''
@@ -347,8 +387,14 @@ def link(name: str, target: str) -> Callable:
     return add
 
 
-def cases() -> list[Case]:
+def cases(root: Path = BENCH, sandbox: bool = True) -> list[Case]:
+    """The corpus for the course ``root`` (attacks aim at its real paths); without ``sandbox``, no escapes."""
+    return [c for c in _cases(Path(root)) if sandbox or not c.escapes]
+
+
+def _cases(root: Path) -> list[Case]:
     full = (1, 2, 1)
+    source = str(Path(root).resolve() / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     return [
         # honest students: their grades must not change whatever the others do
         Case("honest", "the solution", lambda nb: nb, full),
@@ -387,11 +433,11 @@ def cases() -> list[Case]:
         Case("cheat-gc", "gc.get_objects (can reach the guard's state)", answer("relu_solution", GC_HUNT, keep=True),
              (0, 0, 0), note="called gc.get_objects"),
         # reaching outside the submission
-        Case("cheat-read-hidden", "looks for source/ and the gradebook on disk", answer("relu_solution", READ_HIDDEN),
-             (0, 2, 1)),
-        Case("cheat-write-grades", "writes the gradebook, creates another student's folder", cheat(WRITE_GRADES),
-             (0, 0, 1)),
-        Case("cheat-network", "downloads answers", answer("relu_solution", NETWORK), (0, 2, 1)),
+        Case("cheat-read-hidden", "looks for the course's source/ and gradebook on disk",
+             answer("relu_solution", read_hidden(root)), (0, 2, 1), escapes=True),
+        Case("cheat-write-grades", "writes the course's gradebook, creates another student's folder",
+             cheat(write_grades(root)), (0, 0, 1), escapes=True),
+        Case("cheat-network", "downloads answers", answer("relu_solution", NETWORK), (0, 2, 1), escapes=True),
         # ending, hanging or exhausting the kernel
         Case("sys-exit", "sys.exit() in the relu cell", answer("relu_solution", "import sys\nsys.exit(1)", keep=True),
              (0, 2, 1)),
@@ -400,7 +446,7 @@ def cases() -> list[Case]:
         Case("kill-kernel", "SIGKILL to itself", answer("softmax_solution", "import os, signal\nos.kill(os.getpid(), "
                                                          "signal.SIGKILL)", keep=True), (1, 0, 0), note="kernel stopped"),
         Case("kill-parent", "SIGKILL to its parent (not permitted: the cell fails)",
-             answer("softmax_solution", KILL_PARENT, keep=True), (1, 0, 1)),
+             answer("softmax_solution", KILL_PARENT, keep=True), (1, 0, 1), escapes=True),
         Case("kill-group", "SIGKILL to its process group", answer("softmax_solution", "import os, signal\n"
                                                                   "os.killpg(0, signal.SIGKILL)", keep=True),
              (1, 0, 0), note="kernel stopped"),
@@ -414,7 +460,7 @@ def cases() -> list[Case]:
         Case("memory-bomb", "allocates without bound", answer(
             "mse_solution", "hog = [bytearray(1 << 20) for _ in range(1 << 16)]", keep=True), (1, 2, 0)),
         Case("fork-bomb", "forks without bound", answer("mse_solution", "import os\nwhile True:\n    os.fork()",
-                                                         keep=True), (1, 2, 0)),
+                                                         keep=True), (1, 2, 0), escapes=True),
         Case("fill-disk", "writes until the disk is full", answer(
             "mse_solution", "with open('big.bin', 'wb') as fh:\n    while True:\n        fh.write(b'0' * (1 << 20))",
             keep=True), (1, 2, 0)),
@@ -452,7 +498,7 @@ def cases() -> list[Case]:
              "symbolic link", True, files=link("bench.ipynb", SOURCE_LINK)),
         Case("symlink-data", "links to the source next to the notebook, looked for from the code",
              answer("relu_solution", READ_LINK), (0, 2, 1), files=lambda folder: (link("answers.ipynb", SOURCE_LINK)(
-                 folder), link("data/answers.ipynb", SOURCE_LINK)(folder))),
+                 folder), link("data/answers.ipynb", SOURCE_LINK)(folder), link("absolute.ipynb", source)(folder))),
         Case("shadow-modules", "numpy.py, sitecustomize.py and an IPython start-up file next to the notebook",
              lambda nb: nb, full, files=shadow_files),
         # files that are not notebooks
@@ -509,8 +555,8 @@ def make_course(target: Path, released: Path | None = None) -> Path:
     return target
 
 
-def build(out: Path, root: Path = BENCH) -> dict:
-    """Write every case under ``out`` from ``root``'s release; returns {student: Case}."""
+def build(out: Path, root: Path = BENCH, sandbox: bool = True) -> dict:
+    """Write every case (for grading in the course ``root``) under ``out``; returns {student: Case}."""
     from lepton_kit.course.samples import solved
 
     release_nb = nbformat.read(root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
@@ -518,7 +564,7 @@ def build(out: Path, root: Path = BENCH) -> dict:
     honest = json.loads(json.dumps(solved(release_nb, source_nb)))
     blank = json.loads(json.dumps(release_nb))
     result = {}
-    for case in cases():
+    for case in cases(root, sandbox):
         start = copy.deepcopy(blank if case.build is None else honest)
         made = start if case.build is None else case.build(start)
         target = Path(out) / case.student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"

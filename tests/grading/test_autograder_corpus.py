@@ -3,7 +3,9 @@
 The corpus (autograder/corpus.py) holds honest students next to cheats, kernels that die, hang or
 flood, tampered structure and files that are not notebooks. The batch must finish, give each
 student exactly the expected score per test cell, report what it found, leave nothing outside the
-course's own folders, and write feedback without the source of any hidden test.
+course's own folders, and write feedback without the source of any hidden test. The attacks aim at
+the real paths of the course they are graded in (corpus.targets). Without bubblewrap (and not on CI)
+the cases that only the sandbox stops are left out, and the sandbox's own assertions are skipped.
 """
 from __future__ import annotations
 
@@ -16,30 +18,30 @@ import pytest
 
 
 import corpus  # autograder/corpus.py (conftest puts autograder/ on sys.path)
+from conftest import needs_sandbox
 from lepton_kit.course.grades import cell_scores
-from lepton_kit.grading.sandbox import bwrap_problem
 
-pytestmark = [pytest.mark.xdist_group("autograder"),
-              pytest.mark.skipif(bool(bwrap_problem()), reason=f"needs bubblewrap: {bwrap_problem()}")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("corpus")]  # one batch, graded once per module
 LEPTON = [sys.executable, "-m", "lepton_kit.course.cli"]
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """The corpus, graded once: (course, cases, batch stdout)."""
+def graded(tmp_path_factory, bench_release, mode):
+    """The corpus, graded once: (course, cases, batch stdout, files before)."""
     base = tmp_path_factory.mktemp("corpus")
-    course = corpus.make_course(base / "course")
-    cases = corpus.build(base / "submissions", root=course)
-    before = {p for p in course.rglob("*")}
+    course = corpus.make_course(base / "course", released=bench_release).resolve()
+    cases = corpus.build(base / "submissions", root=course, sandbox=mode == "bubblewrap")
+    before = {p for p in base.rglob("*")}
     result = subprocess.run([*LEPTON, "--root", str(course), "autograde", corpus.ASSIGNMENT, "--submissions",
-                             str(base / "submissions"), "--jobs", "2", "--quiet"], capture_output=True, text=True,
+                             str(base / "submissions"), "--jobs", "2", "--quiet",
+                             *([] if mode == "bubblewrap" else ["--no-sandbox"])], capture_output=True, text=True,
                             timeout=1800)
     assert result.returncode == 0, result.stdout + result.stderr
     return course, cases, result.stdout, before
 
 
 def test_the_corpus_is_large_and_varied():
-    cases = corpus.cases()
+    cases = corpus.cases(corpus.BENCH)
     hostile = [c for c in cases if not c.student.startswith(("honest", "blank", "mistake"))]
     assert len(hostile) >= 30
     assert len({c.student for c in cases}) == len(cases)
@@ -88,19 +90,28 @@ def _outputs(course, student, grade_id):
     return "".join(o.get("text", "") + o.get("evalue", "") for o in cell.get("outputs", []))
 
 
-def test_student_code_saw_no_course_files_no_network_and_wrote_nothing_outside(graded):
-    course, _, _, before = graded
-    assert "found: []" in _outputs(course, "cheat-read-hidden", "relu_solution")
+def test_links_and_shadow_modules_reach_nothing(graded):
+    course, _, _, _ = graded
     assert "found the linked file: False" in _outputs(course, "symlink-data", "relu_solution")
     nb = (course / "autograded" / "shadow-modules" / corpus.ASSIGNMENT / "bench.ipynb").read_text()
     assert "FAKE MODULE LOADED" not in nb
+
+
+def test_student_code_saw_no_course_files_no_network_and_wrote_nothing_outside(graded, mode):
+    needs_sandbox(mode)
+    course, _, _, before = graded
+    text = _outputs(course, "cheat-read-hidden", "relu_solution")
+    assert f"looked for {course / 'source' / 'bench' / 'bench.ipynb'} and in" in text, "aimed at the wrong course"
+    assert "found: []" in text
     assert "no connection to ('1.1.1.1', 80)" in _outputs(course, "cheat-network", "relu_solution")
     text = _outputs(course, "cheat-write-grades", "relu_solution")
-    assert "wrote" not in text and "cannot make a folder in /work/main" in text
-    assert not (course / "submitted" / "victim").exists()
-    allowed = ("autograded", "submitted", "gradebook.db")
-    new = [p for p in course.rglob("*") if p not in before and p.relative_to(course).parts[0] not in allowed]
+    assert f"no gradebook at {course / 'gradebook.db'}" in text
+    assert "wrote" not in text and f"a folder in {course}" in text  # aimed at it; what it reached is checked here:
+    base = course.parent  # the course, the submissions and anything a cheat could add next to them
+    allowed = [course / name for name in ("autograded", "submitted", "gradebook.db", "feedback")]
+    new = [p for p in base.rglob("*") if p not in before and not any(p == a or a in p.parents for a in allowed)]
     assert not new, new
+    assert not [p for p in base.rglob("victim")], "a submission created another student's folder"
 
 
 def test_feedback_shows_results_but_never_hidden_tests(graded):

@@ -16,16 +16,14 @@ import corpus
 from lepton_kit.course.grades import cell_scores, export_rows
 from lepton_kit.grading.autograde import autograde
 from lepton_kit.course.samples import replaced, solved
-from lepton_kit.grading.sandbox import bwrap_problem
 
-pytestmark = [pytest.mark.xdist_group("autograder"),
-              pytest.mark.skipif(bool(bwrap_problem()), reason=f"needs bubblewrap: {bwrap_problem()}")]
+pytestmark = pytest.mark.slow
 LEPTON = [sys.executable, "-m", "lepton_kit.course.cli"]
 
 
-@pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    return corpus.make_course(tmp_path_factory.mktemp("bench") / "course")
+@pytest.fixture
+def released(bench_release):
+    return bench_release
 
 
 def _submissions(course: Path, out: Path, count: int, slow: float = 0.0) -> Path:
@@ -58,7 +56,7 @@ def _sandboxes_of(marker: str) -> list[int]:
     return found
 
 
-def test_parallel_grades_equal_serial_grades(released, tmp_path):
+def test_parallel_grades_equal_serial_grades(released, tmp_path, backend):
     subs = _submissions(released, tmp_path / "subs", 10)
     corpus.build(subs, root=released)  # plus the whole hostile corpus would be slow: keep a few cases
     keep = {"honest", "cheat-input-transformer", "cheat-patch-during-test", "os-exit", "delete-tests",
@@ -70,21 +68,21 @@ def test_parallel_grades_equal_serial_grades(released, tmp_path):
             shutil.rmtree(folder)
     serial = corpus.make_course(tmp_path / "serial", released=released)
     parallel = corpus.make_course(tmp_path / "parallel", released=released)
-    one = autograde(serial, "bench", subs, jobs=1, progress=False)
-    two = autograde(parallel, "bench", subs, jobs=2, progress=False)
+    one = autograde(serial, "bench", subs, jobs=1, progress=False, sandbox=backend)
+    two = autograde(parallel, "bench", subs, jobs=2, progress=False, sandbox=backend)
     assert [(o.student, o.ok) for o in one.outcomes] == [(o.student, o.ok) for o in two.outcomes]
     assert cell_scores(serial, "bench") == cell_scores(parallel, "bench")
     assert _rows(serial) == _rows(parallel)
 
 
-def test_a_batch_killed_with_sigkill_resumes_without_regrading(released, tmp_path):
+def test_a_batch_killed_with_sigkill_resumes_without_regrading(released, tmp_path, backend, mode):
     subs = _submissions(released, tmp_path / "subs", 12, slow=1.0)
     reference = corpus.make_course(tmp_path / "reference", released=released)
-    autograde(reference, "bench", subs, jobs=2, progress=False)
+    autograde(reference, "bench", subs, jobs=2, progress=False, sandbox=backend)
 
     course = corpus.make_course(tmp_path / "course", released=released)
     command = [*LEPTON, "--root", str(course), "autograde", "bench", "--submissions", str(subs), "--jobs", "2",
-               "--quiet"]
+               "--quiet", *([] if mode == "bubblewrap" else ["--no-sandbox"])]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     state = course / "autograded" / ".lepton-state" / "bench"
     deadline = time.monotonic() + 600
@@ -95,7 +93,8 @@ def test_a_batch_killed_with_sigkill_resumes_without_regrading(released, tmp_pat
     finished = {p.stem: p.stat().st_mtime_ns for p in state.glob("*.done")}
     assert 3 <= len(finished) < 12, "the kill should land mid-batch"
     time.sleep(1.0)
-    assert not _sandboxes_of("staging/resume-s"), "sandboxes outlived the killed batch"
+    if mode == "bubblewrap":  # --die-with-parent; unsandboxed executors end on their own when stdin closes
+        assert not _sandboxes_of("staging/resume-s"), "sandboxes outlived the killed batch"
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -108,22 +107,22 @@ def test_a_batch_killed_with_sigkill_resumes_without_regrading(released, tmp_pat
     assert _rows(course) == _rows(reference)
 
 
-def test_an_unchanged_rerun_grades_nobody_and_force_regrades(released, tmp_path):
+def test_an_unchanged_rerun_grades_nobody_and_force_regrades(released, tmp_path, backend):
     subs = _submissions(released, tmp_path / "subs", 3)
     course = corpus.make_course(tmp_path / "course", released=released)
-    autograde(course, "bench", subs, jobs=2, progress=False)
-    again = autograde(course, "bench", subs, jobs=2, progress=False)
+    autograde(course, "bench", subs, jobs=2, progress=False, sandbox=backend)
+    again = autograde(course, "bench", subs, jobs=2, progress=False, sandbox=backend)
     assert all(o.cached for o in again.outcomes) and "3 kept from an earlier run" in again.summary()
-    forced = autograde(course, "bench", subs, jobs=2, progress=False, force=True)
+    forced = autograde(course, "bench", subs, jobs=2, progress=False, force=True, sandbox=backend)
     assert not any(o.cached for o in forced.outcomes)
 
 
-def test_timestamps_reach_the_gradebook_and_bad_ones_are_reported(released, tmp_path):
+def test_timestamps_reach_the_gradebook_and_bad_ones_are_reported(released, tmp_path, backend):
     subs = _submissions(released, tmp_path / "subs", 2)
     (subs / "resume-s00" / "bench" / "timestamp.txt").write_text("2024-03-01 10:00:00.000000 UTC")
     (subs / "resume-s01" / "bench" / "timestamp.txt").write_text("yesterday, I promise")
     course = corpus.make_course(tmp_path / "course", released=released)
-    batch = autograde(course, "bench", subs, jobs=2, progress=False)
+    batch = autograde(course, "bench", subs, jobs=2, progress=False, sandbox=backend)
     rows = {r["student_id"]: r for r in export_rows(course)}
     assert rows["resume-s00"]["timestamp"].startswith("2024-03-01 10:00:00")
     assert rows["resume-s01"]["timestamp"] == ""

@@ -183,3 +183,10 @@ def test_autograde_refuses_without_bubblewrap_unless_told(tmp_path):
                           "autograde", "bench", "--submissions", str(tmp_path)], capture_output=True, text=True,
                          env=env, cwd=REPO)
     assert cli.returncode == 2 and "bubblewrap" in cli.stderr and "--no-sandbox" in cli.stderr
+
+
+def test_the_grading_engine_never_imports_the_course_tools():
+    script = ("import sys, lepton_kit.grading.autograde, lepton_kit.grading.feedback, lepton_kit.grading.pipeline\n"
+              "print([m for m in sys.modules if m.startswith('lepton_kit.course')])")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
