@@ -10,8 +10,11 @@ the cases that only the sandbox stops are left out, and the sandbox's own assert
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -26,10 +29,16 @@ LEPTON = [sys.executable, "-m", "lepton_kit.course.cli"]
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, bench_release, mode):
-    """The corpus, graded once: (course, cases, batch stdout, files before)."""
-    base = tmp_path_factory.mktemp("corpus")
-    course = corpus.make_course(base / "course", released=bench_release).resolve()
+def graded(bench_release, mode):
+    """The corpus, graded once: (course, cases, batch stdout, files before).
+
+    The course lies in a world-readable folder, as a checkout does: behind pytest's private
+    temporary folder the submission's own uid alone would hide it, and a sandbox that showed the
+    course would go unnoticed.
+    """
+    base = Path(tempfile.mkdtemp(prefix="lepton-corpus-")).resolve()
+    base.chmod(0o755)
+    course = corpus.make_course(base / "course", released=bench_release)
     cases = corpus.build(base / "submissions", root=course, sandbox=mode == "bubblewrap")
     before = {p for p in base.rglob("*")}
     result = subprocess.run([*LEPTON, "--root", str(course), "autograde", corpus.ASSIGNMENT, "--submissions",
@@ -37,7 +46,8 @@ def graded(tmp_path_factory, bench_release, mode):
                              *([] if mode == "bubblewrap" else ["--no-sandbox"])], capture_output=True, text=True,
                             timeout=1800)
     assert result.returncode == 0, result.stdout + result.stderr
-    return course, cases, result.stdout, before
+    yield course, cases, result.stdout, before
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_the_corpus_is_large_and_varied():
