@@ -1,4 +1,8 @@
-"""Grading validity: release in sync and clean, solutions full marks, releases zero, mistakes lose points."""
+"""Grading validity: release in sync and clean, solutions full marks, releases zero, mistakes lose points.
+
+Each assignment is released into a course of its own, and its tests share one xdist group, so
+the assignments are graded in parallel while each is released once per worker.
+"""
 from __future__ import annotations
 
 import json
@@ -18,8 +22,30 @@ from lepton_kit.grading.autograde import autograde
 from lepton_kit.grading.config import assignments, nbgrader
 from lepton_kit.course.samples import load_mistakes, replaced, solved
 
-pytestmark = pytest.mark.xdist_group("grading")
 ASSIGNMENTS = assignments(REPO)
+WITH_SAMPLES = [a for a in ASSIGNMENTS if (REPO / "autograder/samples" / a).is_dir()]
+
+
+def per_assignment(ids):
+    """Parameters that keep one assignment's tests in one worker (its course is released once there)."""
+    return [pytest.param(a, marks=pytest.mark.xdist_group(f"grading-{a}")) for a in ids]
+
+
+@pytest.fixture(scope="session")
+def released(tmp_path_factory):
+    """``released(assignment)``: a scratch course holding that assignment alone, released once."""
+    from conftest import copy_course
+
+    courses = {}
+
+    def get(assignment):
+        if assignment not in courses:
+            root = copy_course(tmp_path_factory.mktemp(f"course-{assignment}"), [assignment])
+            release(root, [assignment])
+            courses[assignment] = root
+        return courses[assignment]
+
+    return get
 
 
 def _nbgrader(cell):
@@ -34,8 +60,10 @@ def test_there_is_at_least_one_assignment():
     assert "01_mlp" in ASSIGNMENTS
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_release_is_in_sync_with_source(course, assignment):
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", per_assignment(ASSIGNMENTS))
+def test_release_is_in_sync_with_source(released, assignment):
+    course = released(assignment)
     committed = sorted((REPO / "release" / assignment).glob("*.ipynb"))
     fresh = sorted((course / "release" / assignment).glob("*.ipynb"))
     assert [p.name for p in committed] == [p.name for p in fresh], "run `lepton release` and commit release/"
@@ -82,10 +110,12 @@ def _autograded_totals(root, assignment):
             for student, cells in cell_scores(root, assignment).items()}
 
 
-@pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if (REPO / "autograder/samples" / a).is_dir()])
-def test_sample_submissions_get_their_expected_scores(course, assignment, tmp_path):
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", per_assignment(WITH_SAMPLES))
+def test_sample_submissions_get_their_expected_scores(released, assignment, tmp_path):
     import make_samples
 
+    course = released(assignment)
     spec = yaml.safe_load((REPO / "autograder/samples" / assignment / "expected.yml").read_text())
     # the committed samples are what make_samples.py builds from the current release
     make_samples.build(assignment, root=REPO, out=tmp_path / "fresh")
@@ -97,6 +127,7 @@ def test_sample_submissions_get_their_expected_scores(course, assignment, tmp_pa
     batch = autograde(course, assignment, REPO / "autograder/samples" / assignment, jobs=2, progress=False)
     assert not batch.failed, batch.summary()
     totals = _autograded_totals(course, assignment)
+    assert set(spec["students"]) <= set(totals)
     for student, info in spec["students"].items():
         score, max_score = totals[student]
         assert score == pytest.approx(info["expected_score"]), f"{student}: {score} / {max_score}"
@@ -106,8 +137,10 @@ def test_sample_submissions_get_their_expected_scores(course, assignment, tmp_pa
             assert score == 0
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_each_common_mistake_loses_points(course, assignment, tmp_path):
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", per_assignment(ASSIGNMENTS))
+def test_each_common_mistake_loses_points(released, assignment, tmp_path):
+    course = released(assignment)
     mistakes = load_mistakes(REPO / "source" / assignment / "mistakes.yml")
     submissions = tmp_path / "submissions"
     for path in (course / "release" / assignment).glob("*.ipynb"):
@@ -128,8 +161,11 @@ def test_each_common_mistake_loses_points(course, assignment, tmp_path):
         assert not kept, f"mistake {m['id']} ({m['description']}) still earns points in {kept}"
 
 
-def test_a_broken_submission_never_stops_the_batch(course, tmp_path):
+@pytest.mark.slow
+@pytest.mark.xdist_group("grading-01_mlp")
+def test_a_broken_submission_never_stops_the_batch(released, tmp_path):
     assignment = "01_mlp"
+    course = released(assignment)
     release_nb = next((course / "release" / assignment).glob("*.ipynb"))
     for student, content in {"broken-json": "{ not json", "binary-junk": "\x00\x01\x02 junk",
                              "empty": "", "untouched": release_nb.read_text()}.items():
@@ -146,6 +182,7 @@ def test_a_broken_submission_never_stops_the_batch(course, tmp_path):
     assert "failed 3" in batch.summary()
 
 
+@pytest.mark.slow
 def test_grades_csv_has_nbgrader_columns_and_course_grade(tmp_path):
     from conftest import copy_course
 
@@ -167,15 +204,19 @@ def test_grades_csv_has_nbgrader_columns_and_course_grade(tmp_path):
     assert by_student["bob"]["course_grade"] == "0.00" and by_student["bob"]["passed"] == "no"
 
 
-def test_cli_reports_an_unknown_assignment_clearly(course):
+@pytest.mark.xdist_group("grading-01_mlp")
+def test_cli_reports_an_unknown_assignment_clearly(released):
+    course = released("01_mlp")
     result = subprocess.run([sys.executable, "-m", "lepton_kit.course.cli", "--root", str(course), "autograde", "99_nope",
                              "--submissions", str(course)], capture_output=True, text=True)
     assert result.returncode == 2 and "no such assignment under source/: 99_nope" in result.stderr
 
 
-@pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if (REPO / "autograder/samples" / a).is_dir()])
-def test_validate_passes_the_solution_and_fails_the_release(course, assignment):
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", per_assignment(WITH_SAMPLES))
+def test_validate_passes_the_solution_and_fails_the_release(released, assignment):
     """What a student sees on pressing Validate (nbgrader validate, as the lab extension runs it)."""
+    course = released(assignment)
     samples = REPO / "autograder/samples" / assignment
     for student, passes in (("alice", True), ("bob", False)):
         for notebook in (samples / student / assignment).glob("*.ipynb"):
