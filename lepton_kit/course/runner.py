@@ -41,15 +41,20 @@ def has_parameters_cell(path: Path) -> bool:
 
 
 def device_name() -> str:
-    """The accelerator papermill runs will see (torch's CUDA device name), else the CPU."""
+    """The device the notebooks will choose (:func:`lepton_kit.utils.device`), in words."""
+    from lepton_kit.utils import device
+
     try:
+        chosen = device()
+    except ImportError:  # no torch: the notebooks run on the CPU
+        chosen = "cpu"
+    if chosen == "cuda":
         import torch
 
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+        return torch.cuda.get_device_name(0)
+    if chosen == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({platform.processor() or platform.machine()}, {available_cores()} cores)"
 
 
 def available_cores() -> int:
