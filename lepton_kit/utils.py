@@ -1,4 +1,4 @@
-"""Seeding, device choice and metric recording."""
+"""Seeding, device choice, thread budgets and metric recording."""
 from __future__ import annotations
 
 import json
@@ -107,3 +107,31 @@ def recorded_metrics(notebook: dict) -> dict:
             if isinstance(payload, dict) and "name" in payload:
                 metrics[payload["name"]] = payload.get("value")
     return metrics
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def thread_budget() -> int:
+    """Threads for one kernel: ``LEPTON_THREADS``, else the available cores / ``LEPTON_PARALLEL``."""
+    if os.environ.get("LEPTON_THREADS"):
+        return max(1, int(os.environ["LEPTON_THREADS"]))
+    return max(1, available_cores() // max(1, int(os.environ.get("LEPTON_PARALLEL", "1"))))
+
+
+def thread_env(threads: int) -> dict:
+    """Environment variables that fix the intra-op threads of torch, TensorFlow and BLAS.
+
+    Set them before the framework starts (a kernel, a worker, a sandboxed executor inherits them).
+
+    >>> thread_env(2)["OMP_NUM_THREADS"], thread_env(2)["TF_NUM_INTEROP_THREADS"]
+    ('2', '1')
+    """
+    n = str(threads)
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+            "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": "1"}

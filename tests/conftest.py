@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lepton_kit.course.runner import thread_budget, thread_env
+from lepton_kit.utils import thread_budget, thread_env
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "autograder"))  # make_samples.py

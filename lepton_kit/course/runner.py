@@ -3,9 +3,6 @@
 Each kernel gets an explicit thread budget (torch, TensorFlow, BLAS): by default the cores this
 process may use, divided by ``LEPTON_PARALLEL`` when several runs share the machine (two processes
 with default threads made small models 20-45x slower on 2 cores).
-
->>> thread_env(2)["OMP_NUM_THREADS"], thread_env(2)["TF_NUM_INTEROP_THREADS"]
-('2', '1')
 """
 from __future__ import annotations
 
@@ -17,7 +14,7 @@ from pathlib import Path
 
 from lepton_kit.course.curriculum import load_course
 from lepton_kit.course.targets import check, targets_for
-from lepton_kit.utils import recorded_metrics
+from lepton_kit.utils import available_cores, recorded_metrics, thread_budget, thread_env
 
 CI_BUDGET_SECONDS = 45.0
 
@@ -55,28 +52,6 @@ def device_name() -> str:
     if chosen == "mps":
         return "Apple GPU (MPS)"
     return f"CPU ({platform.processor() or platform.machine()}, {available_cores()} cores)"
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity), not the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def thread_budget() -> int:
-    """Threads for one kernel: ``LEPTON_THREADS``, else the available cores / ``LEPTON_PARALLEL``."""
-    if os.environ.get("LEPTON_THREADS"):
-        return max(1, int(os.environ["LEPTON_THREADS"]))
-    return max(1, available_cores() // max(1, int(os.environ.get("LEPTON_PARALLEL", "1"))))
-
-
-def thread_env(threads: int) -> dict:
-    """Environment variables that fix the intra-op threads of torch, TensorFlow and BLAS."""
-    n = str(threads)
-    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
-            "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": "1"}
 
 
 def run_notebook(path: Path, output: Path, profile: str, timeout: float) -> dict:

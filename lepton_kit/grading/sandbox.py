@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from lepton_kit.utils import thread_env
+
 HOME = "/home/student"
 FILES = "/lepton/files"
 EXECUTOR = [sys.executable, "-s", "-m", "lepton_kit.grading.executor"]  # with PYTHONSAFEPATH: cwd not on sys.path
@@ -147,15 +149,13 @@ def bwrap_command(limits: Limits, files: Path, extra_env: dict) -> list:
 
 
 def executor_env(limits: Limits, home: str) -> dict:
-    threads = str(limits.threads)
     return {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": home,
             "TMPDIR": "/tmp" if home == HOME else home, "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "PYTHONSAFEPATH": "1",
             "NBGRADER_EXECUTION": "autograde",
             "IPYTHONDIR": f"{home}/.ipython", "MPLCONFIGDIR": f"{home}/.config/matplotlib",
-            "XDG_CACHE_HOME": f"{home}/.cache", "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": threads,
-            "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "LEPTON_FILES": FILES
-            if home == HOME else ""}
+            "XDG_CACHE_HOME": f"{home}/.cache", "TF_CPP_MIN_LOG_LEVEL": "2", **thread_env(limits.threads),
+            "LEPTON_FILES": FILES if home == HOME else ""}
 
 
 def _rlimits(limits: Limits, uid: int | None) -> dict:
