@@ -24,11 +24,11 @@ import corpus  # autograder/corpus.py (conftest puts autograder/ on sys.path)
 from conftest import needs_sandbox
 from lepton_kit.course.grades import cell_scores
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("corpus")]  # one batch, graded once per module
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("corpus")]  # one batch, graded once per worker
 LEPTON = [sys.executable, "-m", "lepton_kit.course.cli"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: a module fixture is set up again whenever xdist interleaves other modules
 def graded(bench_release, mode):
     """The corpus, graded once: (course, cases, batch stdout, files before).
 
