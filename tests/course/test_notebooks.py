@@ -98,5 +98,4 @@ def _nbval(tmp_path, stored: str, printed: str) -> int:
 @pytest.mark.slow
 def test_nbval_forgives_training_digits_but_not_changed_text(tmp_path):
     assert _nbval(tmp_path, "test accuracy 0.894 after 8 epochs", "test accuracy 0.905 after 8 epochs") == 0
-    assert _nbval(tmp_path, "test accuracy 0.894 after 8 epochs", "test accuracy 0.894 after 9 epochs") != 0
     assert _nbval(tmp_path, "test accuracy 0.894", "train accuracy 0.894") != 0
