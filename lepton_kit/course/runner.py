@@ -108,6 +108,10 @@ def run(paths, output_dir: Path, *, profile: str = "ci", timeout: float = 1800, 
             relative = resolved.relative_to(base) if resolved.is_relative_to(base) else Path(path.name)
             entry = run_notebook(path, output_dir / relative, profile, timeout)
             entry["targets"] = check(entry["metrics"], targets_for(course, relative.as_posix(), profile))
+            if resolved.is_relative_to(base):  # summaries name paths in the course, not on this machine
+                entry["notebook"] = relative.as_posix()
+                out = Path(entry["output"]).resolve()
+                entry["output"] = out.relative_to(base).as_posix() if out.is_relative_to(base) else entry["output"]
             summary["notebooks"].append(entry)
             # written after every notebook: a killed run keeps what it finished
             (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))

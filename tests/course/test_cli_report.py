@@ -63,6 +63,7 @@ def test_run_honours_root_shows_targets_and_check_targets_fails_on_a_miss(tmp_pa
     assert main(["--root", str(course), "run", "--check-targets"]) == 1
     summary = json.loads((course / "build" / "run" / "summary.json").read_text())
     (entry,) = summary["notebooks"]
+    assert (entry["notebook"], entry["output"]) == ("notebooks/a.ipynb", "build/run/notebooks/a.ipynb")
     assert {t["metric"]: (t["target"], t["measured"], t["met"]) for t in entry["targets"]} == {
         "acc": (">= 0.9", 0.95, True), "err": ("<= 0.1", 0.5, False)}
     assert summary["threads"] >= 1
