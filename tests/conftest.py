@@ -1,7 +1,7 @@
 """Shared fixtures: a scratch copy of the course, so tests never touch the real gradebook.
 
 Thread budget: each pytest worker, and every kernel it starts, uses its share of the cores
-(``cores // workers``); with default threads, two workers made small torch models 20-45x slower.
+(``cores // workers``), so two workers do not oversubscribe the cores (tests/benchmarks/threads.py).
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Execute notebooks headlessly with papermill and write ``summary.json`` (status, seconds, metrics, targets).
 
 Each kernel gets an explicit thread budget (torch, TensorFlow, BLAS): by default the cores this
-process may use, divided by ``LEPTON_PARALLEL`` when several runs share the machine (two processes
-with default threads made small models 20-45x slower on 2 cores).
+process may use, divided by ``LEPTON_PARALLEL`` when several runs share the machine
+(:func:`lepton_kit.utils.thread_budget`; ``tests/benchmarks/threads.py`` measures the difference).
 """
 from __future__ import annotations
 
