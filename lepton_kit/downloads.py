@@ -1,4 +1,4 @@
-"""Downloadable datasets (MNIST, Fashion-MNIST, CIFAR-10) with a verified local cache.
+"""Downloadable datasets (MNIST, Fashion-MNIST, CIFAR-10, IMDB) with a verified local cache.
 
 Files are fetched with :mod:`pooch` into :func:`cache_dir` (``$LEPTON_DATA_DIR`` if set,
 else the operating system's cache folder) and every download is checked against the hash
@@ -32,6 +32,7 @@ __all__ = [
     "cache_dir",
     "fetch",
     "load_cifar10",
+    "load_imdb",
     "load_mnist",
 ]
 
@@ -83,6 +84,14 @@ REGISTRY: dict[str, dict] = {
         "base_url": "https://www.cs.toronto.edu/~kriz/",
         "files": {
             _CIFAR10_TARBALL: "md5:c58f30108f718f92721af3b95e74349a",
+        },
+    },
+    # The hashes keras.datasets.imdb passes to get_file (keras/src/datasets/imdb.py).
+    "imdb": {
+        "base_url": "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+        "files": {
+            "imdb.npz": "sha256:69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f",
+            "imdb_word_index.json": "md5:bfafd718b763782e994055a2d397834f",
         },
     },
 }
@@ -310,4 +319,70 @@ def load_cifar10(base_url: str | None = None):
     x_train = np.concatenate([batches[n][0] for n in _CIFAR10_TRAIN])
     y_train = np.concatenate([batches[n][1] for n in _CIFAR10_TRAIN])
     x_test, y_test = batches[_CIFAR10_TEST]
+    return x_train, y_train, x_test, y_test
+
+
+class _ArraysOnly(__import__("pickle").Unpickler):
+    """Unpickles NumPy arrays and nothing else (IMDB's ragged arrays are pickled object arrays)."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            import pickle
+
+            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: only NumPy arrays are allowed")
+        return super().find_class(module, name)
+
+
+def _npz_arrays(path: pathlib.Path, keys) -> dict:
+    import io
+    import pickle
+    import zipfile
+
+    import numpy as np
+
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for key in keys:
+                raw = archive.read(f"{key}.npy")
+                try:
+                    arrays[key] = np.load(io.BytesIO(raw), allow_pickle=False)
+                except ValueError:  # an object array: its elements are pickled lists or arrays
+                    stream = io.BytesIO(raw)
+                    major, _ = np.lib.format.read_magic(stream)
+                    # versions 2 and 3 share the header layout (3 only encodes it as UTF-8)
+                    read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                                   else np.lib.format.read_array_header_2_0)
+                    read_header(stream)
+                    arrays[key] = _ArraysOnly(stream).load()
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, pickle.UnpicklingError) as exc:
+        raise ValueError(f"{path} is not a readable IMDB archive: {exc}") from exc
+    return arrays
+
+
+def load_imdb(base_url: str | None = None, *, start_char: int = 1, index_from: int = 3):
+    """Load IMDB as ``(x_train, y_train, x_test, y_test)``, reviews as lists of word indices.
+
+    The same encoding as ``keras.datasets.imdb.load_data`` without shuffling: each review starts with
+    ``start_char``, word ``i`` of the frequency-ranked vocabulary is ``i + index_from``; labels are
+    int64 (0 negative, 1 positive). Only NumPy arrays are ever unpickled from the (hash-verified) file.
+
+    >>> x_train, y_train, x_test, y_test = load_imdb()   # doctest: +SKIP
+    >>> len(x_train), x_train[0][:3]                      # doctest: +SKIP
+    (25000, [1, 14, 22])
+    """
+    import numpy as np
+
+    arrays = _npz_arrays(fetch("imdb", "imdb.npz", base_url=base_url), ("x_train", "y_train", "x_test", "y_test"))
+
+    def encode(reviews):
+        return [[start_char] + [int(w) + index_from for w in review] for review in reviews]
+
+    x_train, x_test = encode(arrays["x_train"]), encode(arrays["x_test"])
+    y_train, y_test = (np.asarray(arrays[k], dtype=np.int64) for k in ("y_train", "y_test"))
+    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+        raise ValueError("imdb.npz: the number of reviews and of labels differ")
     return x_train, y_train, x_test, y_test

@@ -356,3 +356,61 @@ def test_unknown_file_or_dataset(cache):
         downloads.fetch("mnist", "../../etc/passwd")
     with pytest.raises(KeyError):
         downloads.fetch("imagenet", "x")
+
+
+# ----------------------------------------------------------------------------- IMDB
+def make_imdb_fixture(folder: Path, seed: int = 3) -> dict:
+    """TEST FIXTURE: imdb.npz in Keras's layout (ragged reviews as pickled object arrays of lists)."""
+    rng = np.random.default_rng(seed)
+
+    def reviews(n):
+        out = np.empty(n, dtype=object)
+        for i in range(n):
+            out[i] = [int(w) for w in rng.integers(1, 50, rng.integers(3, 9))]
+        return out
+
+    arrays = {"x_train": reviews(6), "y_train": rng.integers(0, 2, 6), "x_test": reviews(4),
+              "y_test": rng.integers(0, 2, 4)}
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "imdb.npz", **arrays)
+    return arrays
+
+
+def test_imdb_download_roundtrip_encodes_like_keras(cache, server, monkeypatch):
+    raw = make_imdb_fixture(server.root / "imdb")
+    register(monkeypatch, "imdb", server.root / "imdb", ["imdb.npz"], alg="sha256")
+
+    x_train, y_train, x_test, y_test = downloads.load_imdb(base_url=server.url("imdb/"))
+    assert x_train[0] == [1] + [w + 3 for w in raw["x_train"][0]]  # start_char 1, index_from 3
+    assert len(x_train) == 6 and len(x_test) == 4 and y_train.dtype == np.int64
+    np.testing.assert_array_equal(y_test, raw["y_test"])
+    assert cached_files(cache) == ["imdb/imdb.npz"]
+
+    from lepton_kit.data import load
+
+    monkeypatch.setitem(downloads.REGISTRY["imdb"], "base_url", server.url("imdb/"))
+    d = load("imdb", num_words=20)
+    assert d.classes == ["negative", "positive"] and len(d.x_train) == 6
+    assert all(max(review) < 20 for review in d.x_train)  # rarer words become OOV index 2
+    assert len(server.requests) == 1
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (exec, ("raise SystemExit('pickle gadget ran')",))
+
+
+def test_imdb_file_with_a_pickle_gadget_is_refused_not_run(cache, server, monkeypatch):
+    folder = server.root / "imdb"
+    folder.mkdir(parents=True)
+    evil = np.empty(1, dtype=object)
+    evil[0] = _Exploit()
+    np.savez(folder / "imdb.npz", x_train=evil, y_train=np.zeros(1), x_test=evil, y_test=np.zeros(1))
+    register(monkeypatch, "imdb", folder, ["imdb.npz"], alg="sha256")
+    with pytest.raises(ValueError, match="refusing to unpickle builtins.exec"):
+        downloads.load_imdb(base_url=server.url("imdb/"))
+
+
+def test_imdb_registry_has_the_hash_keras_uses():
+    assert downloads.REGISTRY["imdb"]["files"]["imdb.npz"] == (
+        "sha256:69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f")
