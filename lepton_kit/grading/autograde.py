@@ -17,7 +17,7 @@ from lepton_kit.grading.pipeline import EXECUTE, FINISH, PLAN, PREPARE, RECORD, 
 from lepton_kit.grading.restore import templates  # noqa: F401 (public: feedback and tools use it)
 from lepton_kit.grading.sandbox import backend as choose_backend
 
-SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # used with fullmatch: "$" would allow a final newline
 
 
 @dataclass
@@ -75,7 +75,7 @@ def collect(root: Path, assignment_id: str, submissions: Path) -> tuple[list[str
     for entry in sorted(submissions.iterdir()):
         if not entry.is_dir():
             continue
-        if not SAFE_ID.match(entry.name):
+        if not SAFE_ID.fullmatch(entry.name):
             skipped.append((entry.name, "student id must match [A-Za-z0-9_.-]"))
             continue
         folder = entry / assignment_id

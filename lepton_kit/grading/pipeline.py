@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -255,6 +256,8 @@ def score_test(run: CellRun, points: float) -> float:
         return 0.0
     if run.value is None:
         return float(points)
+    if not math.isfinite(run.value):  # NaN would compare false everywhere and score full points
+        return 0.0
     return float(points) if run.value < 0 else min(float(points), run.value)
 
 

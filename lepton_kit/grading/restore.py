@@ -24,7 +24,7 @@ from pathlib import Path
 from lepton_kit.grading.cells import role
 
 MAX_BYTES = 64 << 20
-CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+CELL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # used with fullmatch
 
 
 class Malformed(ValueError):
@@ -221,7 +221,7 @@ def unique_ids(nb) -> None:
     used = set()
     for i, cell in enumerate(nb.cells):
         cell_id = re.sub(r"[^a-zA-Z0-9_-]", "-", str(cell.get("id") or f"c{i}"))[:60] or f"c{i}"
-        while cell_id in used or not CELL_ID.match(cell_id):
+        while cell_id in used or not CELL_ID.fullmatch(cell_id):
             cell_id = f"c{i}-{len(used)}"
         used.add(cell_id)
         cell["id"] = cell_id

@@ -247,3 +247,16 @@ def test_advance_turns_exceptions_into_failures(batch, corpus_dir):
     sub.scores = {"bench": {"no_such_cell": 1.0}}
     p.advance(p.RECORD, sub, batch)
     assert sub.failure.startswith("gradebook error: ") and not batch.state.done("honest", sub.fingerprint)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_partial_credit_value_scores_zero(value):
+    assert p.score_test(CellRun(verdict=True, value=value), 2.0) == 0.0
+    assert p.score_test(CellRun(verdict=True, value=1.5), 2.0) == 1.5
+
+
+def test_a_student_id_with_a_trailing_newline_is_refused(tmp_path):
+    from lepton_kit.grading.autograde import SAFE_ID
+
+    assert SAFE_ID.fullmatch("alice") and not SAFE_ID.fullmatch("alice\n")
+    assert not SAFE_ID.fullmatch("../alice") and not SAFE_ID.fullmatch("-alice")
