@@ -27,6 +27,8 @@ TESTS = ("test_relu", "test_softmax", "test_mse")
 FULL = {"test_relu": 1.0, "test_softmax": 2.0, "test_mse": 1.0}
 
 WRONG_RELU = "def relu(z):\n    return np.abs(z)\n"
+HONEST_INLINE_PLOT = ("%matplotlib inline\nimport matplotlib.pyplot as plt\n\n"
+                      "plt.plot([0, 1], [1, 0])\nplt.title('a figure in the answer cell')\nplt.show()\n")
 WRONG_SOFTMAX = "def softmax(z):\n    raise NotImplementedError()\n"
 WRONG_MSE = "def mse(y, t):\n    return 0.0\n"
 
@@ -401,6 +403,8 @@ def _cases(root: Path) -> list[Case]:
         Case("honest-stderr", "the solution, printing to stderr and warning inside relu",
              answer("relu_solution", HONEST_STDERR), full),
         Case("honest-alt", "another correct relu", answer("relu_solution", HONEST_ALT), full),
+        Case("honest-matplotlib-inline", "%matplotlib inline and a figure in the answer cell",
+             answer("relu_solution", HONEST_INLINE_PLOT, keep=True), full),
         Case("honest-late-def", "answer cell moved after its test", lambda nb: _move_after(nb, "relu_solution", "test_relu"),
              full),
         Case("blank", "the release, untouched", None, (0, 0, 0)),

@@ -143,6 +143,9 @@ def make_shell(channel: Channel, streams):
             pass
 
     class Shell(InteractiveShell):
+        def enable_gui(self, gui=None):
+            """``%matplotlib inline`` asks for an event loop; figures go to the display publisher instead."""
+
         def _showtraceback(self, etype, evalue, stb):
             flush()
             try:
