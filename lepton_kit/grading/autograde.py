@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,9 +92,30 @@ def collect(root: Path, assignment_id: str, submissions: Path) -> tuple[list[str
         if folder.resolve() != target:
             if target.exists():
                 shutil.rmtree(target)
-            shutil.copytree(folder, target, symlinks=True, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+            try:
+                shutil.copytree(folder, target, symlinks=True, ignore=_left_out(folder, entry.name, skipped))
+            except (OSError, shutil.Error) as exc:
+                skipped.append((entry.name, f"could not copy the submission: {exc}"))
+                shutil.rmtree(target, ignore_errors=True)
+                continue
         students.append(entry.name)
     return students, skipped
+
+
+def _left_out(top: Path, student: str, skipped: list):
+    """copytree's ``ignore``: checkpoints, and anything that is not a file, folder or link (a FIFO would block)."""
+    def ignore(folder, names):
+        left = set()
+        for name in names:
+            path = Path(folder) / name
+            mode = path.lstat().st_mode
+            if name == ".ipynb_checkpoints":
+                left.add(name)
+            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+                left.add(name)
+                skipped.append((student, f"{path.relative_to(top)} is not a regular file; left out"))
+        return left
+    return ignore
 
 
 def outcome(sub) -> Outcome:
