@@ -27,6 +27,11 @@ TESTS = ("test_relu", "test_softmax", "test_mse")
 FULL = {"test_relu": 1.0, "test_softmax": 2.0, "test_mse": 1.0}
 
 WRONG_RELU = "def relu(z):\n    return np.abs(z)\n"
+HONEST_SURROGATES = ("name = b'caf\\xe9.txt'.decode('utf-8', 'surrogateescape')  # a file name that is not UTF-8\n"
+                     "print('reading', name)\n")
+DEEP_METADATA = ("from IPython.display import display\n\nnested = leaf = {}\nfor _ in range(600):\n"
+                 "    leaf['a'] = {}\n    leaf = leaf['a']\n"
+                 "display({'text/plain': 'deep'}, raw=True, metadata={'deep': nested})\n")
 HONEST_INLINE_PLOT = ("%matplotlib inline\nimport matplotlib.pyplot as plt\n\n"
                       "plt.plot([0, 1], [1, 0])\nplt.title('a figure in the answer cell')\nplt.show()\n")
 WRONG_SOFTMAX = "def softmax(z):\n    raise NotImplementedError()\n"
@@ -382,6 +387,13 @@ def shadow_files(folder: Path):
     (folder / "matplotlibrc").write_text("backend: module://numpy\n")
 
 
+def fifo(folder: Path):
+    """A named pipe next to the notebook: copying it would block on open() forever."""
+    import os
+
+    os.mkfifo(folder / "pipe")
+
+
 def link(name: str, target: str) -> Callable:
     def add(folder: Path):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -405,6 +417,11 @@ def _cases(root: Path) -> list[Case]:
         Case("honest-alt", "another correct relu", answer("relu_solution", HONEST_ALT), full),
         Case("honest-matplotlib-inline", "%matplotlib inline and a figure in the answer cell",
              answer("relu_solution", HONEST_INLINE_PLOT, keep=True), full),
+        Case("honest-surrogates", "prints a file name with a lone surrogate (surrogateescape)",
+             answer("relu_solution", HONEST_SURROGATES, keep=True), full),
+        Case("deep-metadata", "display metadata nested 600 deep", answer("relu_solution", DEEP_METADATA, keep=True),
+             full),
+        Case("honest-fifo", "a named pipe (FIFO) in the submission folder", lambda nb: nb, full, files=fifo),
         Case("honest-late-def", "answer cell moved after its test", lambda nb: _move_after(nb, "relu_solution", "test_relu"),
              full),
         Case("blank", "the release, untouched", None, (0, 0, 0)),

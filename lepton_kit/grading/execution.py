@@ -67,8 +67,31 @@ def plan(nb) -> Plan:
     return result
 
 
+MAX_DEPTH = 32  # nesting of lists and dicts in an output (display metadata, JSON mime bundles)
+
+
+def _plain(value, depth=0):
+    """JSON data safe to write: lone surrogates replaced, nesting cut at MAX_DEPTH, odd types as text.
+
+    >>> _plain({"a": ["\\udcff", 1.5, [[[]]]]}, depth=MAX_DEPTH - 2)
+    {'a': ['?', 1.5, '[nested too deep]']}
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if depth >= MAX_DEPTH:
+        return "[nested too deep]"
+    if isinstance(value, dict):
+        return {_plain(str(k)): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, depth + 1) for v in value]
+    return _plain(str(value))
+
+
 def _clean_output(output) -> dict | None:
     """An nbformat output built from untrusted data, or None."""
+    output = _plain(output)
     if not isinstance(output, dict) or output.get("output_type") not in OUTPUT_TYPES:
         return None
     kind = output["output_type"]
@@ -115,7 +138,7 @@ class _Session:
             return None
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         if not isinstance(record, dict):
             return None
