@@ -245,8 +245,8 @@ def _run_cells(executor, session, plan, limits, deadline, result):
             session.nonces[nonce] = index
         session.current = index
         result.cells[index].ran = True
-        if not executor.send(request):
-            result.stopped = f"the kernel was gone before {name(index)}"
+        if not executor.send(request, timeout=max(0.0, min(limits.cell_timeout, deadline - time.monotonic()))):
+            result.stopped = f"the kernel was gone or stopped reading its requests before {name(index)}"
             return
         cell_deadline = min(time.monotonic() + limits.cell_timeout, deadline)
         if _wait(executor, session, index, cell_deadline):

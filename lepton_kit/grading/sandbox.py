@@ -243,13 +243,26 @@ class Executor:
     def __init__(self, proc: subprocess.Popen, backend, limits: Limits, init_pid=None):
         self.proc, self.backend, self.limits, self.init_pid = proc, backend, limits, init_pid
         self.buffer, self.received, self.stderr_tail, self.eof = b"", 0, b"", False
-        os.set_blocking(proc.stdout.fileno(), False)
-        os.set_blocking(proc.stderr.fileno(), False)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            os.set_blocking(stream.fileno(), False)
 
-    def send(self, request: dict) -> bool:
+    def send(self, request: dict, timeout: float | None = None) -> bool:
+        """Write one request; False when the executor is gone or has not read it within ``timeout``
+        (default: the cell time limit). A kernel that stops reading its requests can never block the batch."""
+        data = (json.dumps(request) + "\n").encode()
+        deadline = time.monotonic() + (self.limits.cell_timeout if timeout is None else timeout)
         try:
-            self.proc.stdin.write((json.dumps(request) + "\n").encode())
-            self.proc.stdin.flush()
+            fd = self.proc.stdin.fileno()
+            while data:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                _, writable, _ = select.select([], [fd], [], min(left, 1.0))
+                if writable:
+                    try:
+                        data = data[os.write(fd, data):]
+                    except BlockingIOError:
+                        continue
             return True
         except (BrokenPipeError, OSError, ValueError):
             return False
