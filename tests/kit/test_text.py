@@ -51,3 +51,9 @@ def test_bow_baseline_learns_from_the_training_texts_only():
     assert result["accuracy"] == 1.0
     assert result["features"] == len(result["model"][0].vocabulary_)
     assert "很好用" not in result["model"][0].vocabulary_        # test texts never reach the vocabulary
+
+
+def test_bow_baseline_on_words_keeps_one_character_words():
+    train = ["1 5 9", "1 5 7", "2 6 8", "2 6 3"]
+    result = bow_baseline(train, [1, 1, 0, 0], ["5 9", "6 8"], [1, 0], analyzer="word", ngram_range=(1, 1), min_df=1)
+    assert result["accuracy"] == 1.0 and "5" in result["model"][0].vocabulary_
