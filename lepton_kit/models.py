@@ -356,3 +356,133 @@ def copy_torch_weights_to_keras(torch_model, keras_model):
                              f"{layer.name} {expected}")
         layer.set_weights(weights)
     return keras_model
+
+
+# ---------------------------------------------------------------------------------------------
+# A 2-D CNN split into a body (features) and a head (classifier), for transfer learning (unit 07).
+#
+# body: per entry of ``channels``: Conv 3x3 (no bias: BatchNorm adds one) -> BatchNorm -> ReLU, with
+# the stride of ``strides``; then global average pooling -> (N, channels[-1]) features.
+# Padding is one pixel on each side in both frameworks (Keras: ZeroPadding2D + "valid"), so that a
+# stride of 2 halves 28 -> 14 -> 7 -> 4 the same way, and the same weights give the same features.
+# BatchNorm uses torch's momentum 0.1 and eps 1e-5 (Keras: momentum=0.9, epsilon=1e-5).
+# ---------------------------------------------------------------------------------------------
+
+def _body_plan(channels, strides):
+    channels = tuple(channels)
+    return channels, _per_layer(strides, len(channels), "strides")
+
+
+def torch_cnn2d_body(image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64), strides=(1, 2, 2, 2)):
+    """The feature extractor of :func:`transfer_cnn` in PyTorch: input ``(N, H, W)`` when
+    ``in_channels=1`` (an ``Unflatten`` adds the channel axis), else ``(N, C, H, W)``; output
+    ``(N, channels[-1])``."""
+    from torch import nn
+
+    channels, strides = _body_plan(channels, strides)
+    height = image_size if isinstance(image_size, int) else tuple(image_size)[0]
+    layers, depth = [], in_channels
+    if in_channels == 1:
+        layers.append(nn.Unflatten(1, (1, height)))
+    for size, stride in zip(channels, strides):
+        layers += [nn.Conv2d(depth, size, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(size), nn.ReLU()]
+        depth = size
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def keras_cnn2d_body(image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64), strides=(1, 2, 2, 2)):
+    """The same body as :func:`torch_cnn2d_body` in Keras (channels last), named ``"body"``:
+    input ``(N, H, W)`` when ``in_channels=1``, else ``(N, H, W, C)``; output ``(N, channels[-1])``."""
+    import keras
+
+    channels, strides = _body_plan(channels, strides)
+    height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if in_channels == 1:
+        layers = [keras.Input(shape=(height, width)), keras.layers.Reshape((height, width, 1))]
+    else:
+        layers = [keras.Input(shape=(height, width, in_channels))]
+    for size, stride in zip(channels, strides):
+        layers += [keras.layers.ZeroPadding2D(1),
+                   keras.layers.Conv2D(size, 3, strides=stride, padding="valid", use_bias=False),
+                   keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
+                   keras.layers.ReLU()]
+    layers.append(keras.layers.GlobalAveragePooling2D())
+    return keras.Sequential(layers, name="body")
+
+
+def cnn2d_body(image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64), strides=(1, 2, 2, 2), framework="torch"):
+    """The body (feature extractor) of :func:`transfer_cnn` in the chosen framework.
+
+    >>> count_parameters(cnn2d_body(framework="torch"))   # conv weights + BatchNorm scale and shift
+    24504
+    """
+    return _builder(framework, torch_cnn2d_body, keras_cnn2d_body)(image_size, in_channels, channels, strides)
+
+
+def transfer_cnn(num_classes=5, image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64), strides=(1, 2, 2, 2),
+                 framework="torch"):
+    """A 2-D CNN in two named parts, ``body`` (:func:`cnn2d_body`) and ``head`` (one linear layer
+    from the ``channels[-1]`` features to the logits).
+
+    torch: ``nn.Sequential`` with children ``model.body`` and ``model.head``; Keras: a
+    ``Sequential`` of the ``"body"`` model and a ``Dense`` layer named ``"head"``
+    (``model.get_layer("body")``). Both output logits.
+
+    >>> model = transfer_cnn(5)
+    >>> type(model.body).__name__, model.head
+    ('Sequential', Linear(in_features=64, out_features=5, bias=True))
+    """
+    body = cnn2d_body(image_size, in_channels, channels, strides, framework=framework)
+    if framework == "torch":
+        from collections import OrderedDict
+
+        from torch import nn
+
+        return nn.Sequential(OrderedDict(body=body, head=nn.Linear(tuple(channels)[-1], num_classes)))
+    import keras
+
+    return keras.Sequential([body, keras.layers.Dense(num_classes, name="head")], name="transfer_cnn")
+
+
+def _keras_layers_with_weights(model):
+    """The layers of a Keras model that hold weights, in order, looking inside nested models."""
+    found = []
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            found += _keras_layers_with_weights(layer)
+        elif layer.weights:
+            found.append(layer)
+    return found
+
+
+def copy_torch_cnn_to_keras(torch_model, keras_model):
+    """Copy the weights of a torch CNN with BatchNorm (such as :func:`transfer_cnn` or
+    :func:`cnn2d_body`) into the Keras model of the same architecture; returns ``keras_model``.
+
+    Handles ``Conv2d`` with or without bias, ``BatchNorm2d`` (scale, shift, running mean and
+    variance) and ``Linear``, in the order of ``torch_model.modules()``; nested Keras models
+    (the ``"body"`` of :func:`transfer_cnn`) are searched in order.
+    """
+    import torch
+
+    def arr(t):
+        return t.detach().cpu().numpy()
+
+    sources = []
+    for module in torch_model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            kernel = arr(module.weight).transpose(2, 3, 1, 0)           # (out, in, kh, kw) -> (kh, kw, in, out)
+            sources.append([kernel] + ([arr(module.bias)] if module.bias is not None else []))
+        elif isinstance(module, torch.nn.BatchNorm2d):
+            sources.append([arr(module.weight), arr(module.bias), arr(module.running_mean), arr(module.running_var)])
+        elif isinstance(module, torch.nn.Linear):
+            sources.append([arr(module.weight).T, arr(module.bias)])
+    targets = _keras_layers_with_weights(keras_model)
+    if len(sources) != len(targets):
+        raise ValueError(f"torch model has {len(sources)} layers with weights, Keras model {len(targets)}")
+    for weights, layer in zip(sources, targets):
+        expected = [tuple(w.shape) for w in layer.get_weights()]
+        if [tuple(w.shape) for w in weights] != expected:
+            raise ValueError(f"weights {[w.shape for w in weights]} do not fit Keras layer {layer.name} {expected}")
+        layer.set_weights(weights)
+    return keras_model
