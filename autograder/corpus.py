@@ -32,6 +32,13 @@ HONEST_SURROGATES = ("name = b'caf\\xe9.txt'.decode('utf-8', 'surrogateescape') 
 DEEP_METADATA = ("from IPython.display import display\n\nnested = leaf = {}\nfor _ in range(600):\n"
                  "    leaf['a'] = {}\n    leaf = leaf['a']\n"
                  "display({'text/plain': 'deep'}, raw=True, metadata={'deep': nested})\n")
+HONEST_MP_VALUE = ("import multiprocessing\n\ncounter = multiprocessing.Value('i', 0)\n"
+                   "weights = multiprocessing.Array('d', 3)\ncounter.value += 1\n")
+POSING_REBUILD = ("import ctypes\nimport multiprocessing.sharedctypes as shared\n\n"
+                  "class Peek(ctypes.c_char * 8):\n    @classmethod\n    def from_buffer(cls, buf):\n"
+                  "        return cls.from_address(id(buf))\n\n\n"
+                  "class Wrapper:\n    def create_memoryview(self):\n        return memoryview(bytearray(8))\n\n\n"
+                  "shared.rebuild_ctype(Peek, Wrapper(), None)\n")
 HONEST_INLINE_PLOT = ("%matplotlib inline\nimport matplotlib.pyplot as plt\n\n"
                       "plt.plot([0, 1], [1, 0])\nplt.title('a figure in the answer cell')\nplt.show()\n")
 WRONG_SOFTMAX = "def softmax(z):\n    raise NotImplementedError()\n"
@@ -387,6 +394,27 @@ def shadow_files(folder: Path):
     (folder / "matplotlibrc").write_text("backend: module://numpy\n")
 
 
+def big_data_file(folder: Path):
+    """100 MiB of data next to the notebook: more than a home folder should hold twice."""
+    with open(folder / "signals.bin", "wb") as f:
+        f.truncate(100 << 20)
+
+
+def saved_outputs(megabytes: int) -> Callable:
+    """The solution with a large saved output in its first cell (outputs are discarded before grading)."""
+    def edit(nb):
+        cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "x" * (megabytes << 20)}]
+        return nb
+    return edit
+
+
+def many_cells(nb):
+    nb["cells"] += [{"cell_type": "code", "metadata": {}, "source": "", "outputs": [], "execution_count": None}
+                    for _ in range(250_000)]
+    return nb
+
+
 def fifo(folder: Path):
     """A named pipe next to the notebook: copying it would block on open() forever."""
     import os
@@ -421,6 +449,13 @@ def _cases(root: Path) -> list[Case]:
              answer("relu_solution", HONEST_SURROGATES, keep=True), full),
         Case("deep-metadata", "display metadata nested 600 deep", answer("relu_solution", DEEP_METADATA, keep=True),
              full),
+        Case("honest-big-data", "a 100 MiB data file next to the notebook",
+             answer("relu_solution", "import os\nassert os.path.getsize('signals.bin') == 100 << 20\n", keep=True),
+             full, files=big_data_file),
+        Case("honest-saved-outputs", "65 MiB of saved outputs in the notebook", saved_outputs(65), full),
+        Case("many-cells", "250,000 empty cells", many_cells, (0, 0, 0), "more than the 5000", True),
+        Case("honest-mp-value", "multiprocessing.Value and Array (shared memory through ctypes)",
+             answer("relu_solution", HONEST_MP_VALUE, keep=True), full),
         Case("honest-fifo", "a named pipe (FIFO) in the submission folder", lambda nb: nb, full, files=fifo),
         Case("honest-late-def", "answer cell moved after its test", lambda nb: _move_after(nb, "relu_solution", "test_relu"),
              full),
@@ -451,6 +486,8 @@ def _cases(root: Path) -> list[Case]:
              note="altered or replayed"),
         Case("cheat-trace", "sys.settrace (can jump over a test's lines)", answer("relu_solution", TRACE, keep=True),
              (0, 0, 0), note="called sys.settrace"),
+        Case("cheat-posing-rebuild", "from_address inside a from_buffer passed to multiprocessing's rebuild_ctype",
+             answer("relu_solution", POSING_REBUILD, keep=True), (0, 0, 0), note="called ctypes.cdata"),
         Case("cheat-gc", "gc.get_objects (can reach the guard's state)", answer("relu_solution", GC_HUNT, keep=True),
              (0, 0, 0), note="called gc.get_objects"),
         # reaching outside the submission

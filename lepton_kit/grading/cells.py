@@ -80,6 +80,28 @@ def done_signal(nonce: str, value: str) -> str:
     return f"__lepton_audit__('lepton.done', {nonce!r}, {value})\n"
 
 
+def defined_names(codes) -> list[str]:
+    """Names that the top level of these cells defines (functions, classes, assignments).
+
+    >>> defined_names(["def predict(x):\\n    raise NotImplementedError()\\nW, b = 1, 2", "class Net: pass"])
+    ['Net', 'W', 'b', 'predict']
+    """
+    names = set()
+    with PARSING:
+        for code in codes:
+            try:
+                tree = ast.parse(_python(code))
+            except SyntaxError:
+                continue
+            for node in tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names.add(node.name)
+                elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                    for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                        names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return sorted(names)
+
+
 def imports_of(codes) -> list[str]:
     """Modules that instructor cells use, lazily loaded submodules included (``np.random.x``).
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lepton_kit.grading import guard
-from lepton_kit.grading.cells import done_signal, guarded, imports_of, label, operation
+from lepton_kit.grading.cells import defined_names, done_signal, guarded, imports_of, label, operation
 from lepton_kit.grading.sandbox import Limits, OutputFlood
 
 OUTPUT_TYPES = {"stream", "display_data", "execute_result", "error"}
@@ -48,14 +48,19 @@ class Plan:
     cells: list = field(default_factory=list)    # (index, op, code, value): instructor code guarded
     imports: list = field(default_factory=list)  # modules the instructor's cells use
     labels: dict = field(default_factory=dict)   # index -> the cell as a student finds it
+    student_names: list = field(default_factory=list)  # what the release's answer cells define: the student's
 
     def label(self, index) -> str:
         return self.labels.get(index, "before the first cell")
 
 
-def plan(nb) -> Plan:
-    """The cells to send and how (parses instructor code: call it from the main thread)."""
-    result = Plan()
+def plan(nb, answer_stubs=()) -> Plan:
+    """The cells to send and how (parses instructor code: call it from the main thread).
+
+    ``answer_stubs``: the release's answer cells; the names they define belong to the student, so a
+    baseline that a locked cell defines under the same name is not put back before each test.
+    """
+    result = Plan(student_names=defined_names(answer_stubs))
     for index, cell in enumerate(nb["cells"]):
         op = operation(cell)
         if op is None:
@@ -204,7 +209,7 @@ def run(plan: Plan, limits: Limits, files: Path, backend, slot: int = 0) -> Note
         result.failure = f"could not start the executor: {err}"
         return result
     try:
-        executor.send({"op": "hello", "imports": plan.imports,
+        executor.send({"op": "hello", "imports": plan.imports, "student_names": plan.student_names,
                        "packages": sorted({n.split(".")[0] for n in plan.imports})})
         for line in executor.records(min(deadline, time.monotonic() + max(120.0, limits.cell_timeout))):
             session.handle(line)

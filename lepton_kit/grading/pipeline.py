@@ -183,7 +183,8 @@ def resume(sub: Submission, batch: Batch) -> None:
 def plan(sub: Submission, batch: Batch) -> None:
     """What to send the executor, cell by cell: every Python parse of the batch happens here."""
     for name, nb in sub.notebooks.items():
-        sub.plans[name] = execution.plan(nb)
+        stubs = [c.release_source for c in batch.templates[name].cells if c.role == "solution"]
+        sub.plans[name] = execution.plan(nb, answer_stubs=stubs)
 
 
 # --- execute (a worker thread: no parsing, no gradebook) ----------------------------------------

@@ -23,7 +23,9 @@ from pathlib import Path
 
 from lepton_kit.grading.cells import role
 
-MAX_BYTES = 64 << 20
+MAX_BYTES = 256 << 20   # the file, saved outputs included (outputs are discarded before grading)
+MAX_SOURCE = 64 << 20   # the cells' sources together
+MAX_CELLS = 5000        # far more than any real notebook; 250,000 empty cells only cost time
 CELL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # used with fullmatch
 
 
@@ -82,6 +84,11 @@ def parse(raw: bytes) -> dict:
                         "Jupyter (nbformat 4)")
     if not isinstance(data.get("cells"), list):
         raise Malformed("not a notebook: 'cells' is not a list")
+    if len(data["cells"]) > MAX_CELLS:
+        raise Malformed(f"the notebook has {len(data['cells'])} cells, more than the {MAX_CELLS} allowed")
+    source = sum(len(_text(c.get("source")) or "") for c in data["cells"] if isinstance(c, dict))
+    if source > MAX_SOURCE:
+        raise Malformed(f"the cells' code and text are larger than {MAX_SOURCE >> 20} MiB")
     return data
 
 
@@ -136,6 +143,7 @@ def rebuild(data: dict, template: Template) -> tuple[dict, list[str]]:
 
     notes: list[str] = []
     cells = _student_cells(data, notes)
+    _recover_stripped(cells, template, notes)
 
     # where each instructor cell is, and which student cells follow it
     last_answer = {}
@@ -161,7 +169,7 @@ def rebuild(data: dict, template: Template) -> tuple[dict, list[str]]:
             continue  # a copy of an instructor cell: dropped
         anchors[grade_id] = cell
         current = grade_id
-        edited = _edited_fields(cell, tpl)
+        edited = [] if cell.get("recovered") else _edited_fields(cell, tpl)
         if edited:
             notes.append(f"cell {grade_id}: {', '.join(edited)}: restored")
         if tpl.role in ("locked", "test", "task") and cell["source"] != tpl.release_source \
@@ -189,6 +197,25 @@ def rebuild(data: dict, template: Template) -> tuple[dict, list[str]]:
     nb = nbformat.v4.new_notebook(cells=out)
     nb.nbformat_minor = template.nbformat_minor
     return nb, notes
+
+
+def _recover_stripped(cells: list, template: Template, notes: list) -> None:
+    """An instructor cell that lost its metadata but kept its exact source gets its grade_id back, in place.
+
+    So the student's own cells around it keep their order (a locked cell re-run after the student's
+    answer would undo it).
+    """
+    present = {c["grade_id"] for c in cells if c["grade_id"]}
+    by_source: dict = {}
+    for tpl in template.cells:
+        if tpl.role in ("locked", "test", "task") and tpl.grade_id not in present:
+            by_source.setdefault(tpl.release_source, []).append(tpl)
+    for cell in cells:
+        candidates = by_source.get(cell["source"]) if cell["grade_id"] is None else None
+        if candidates and len(candidates) == 1 and candidates[0].cell_type == cell["cell_type"]:
+            tpl = candidates.pop()
+            cell["grade_id"], cell["recovered"] = tpl.grade_id, True
+            notes.append(f"cell {tpl.grade_id} lost its nbgrader metadata: restored from the source")
 
 
 def kernelspec(data: dict, template: Template) -> tuple[dict, list[str]]:
