@@ -39,6 +39,8 @@ POSING_REBUILD = ("import ctypes\nimport multiprocessing.sharedctypes as shared\
                   "        return cls.from_address(id(buf))\n\n\n"
                   "class Wrapper:\n    def create_memoryview(self):\n        return memoryview(bytearray(8))\n\n\n"
                   "shared.rebuild_ctype(Peek, Wrapper(), None)\n")
+LEAK_BASE64 = ("import base64\nimport sys\n\n\ndef relu(z):\n    consts = repr(sys._getframe(1).f_code.co_consts)\n"
+               "    print('LEAKED', base64.b64encode(consts.encode()).decode())\n    return np.maximum(z, 0.0)\n")
 HONEST_INLINE_PLOT = ("%matplotlib inline\nimport matplotlib.pyplot as plt\n\n"
                       "plt.plot([0, 1], [1, 0])\nplt.title('a figure in the answer cell')\nplt.show()\n")
 WRONG_SOFTMAX = "def softmax(z):\n    raise NotImplementedError()\n"
@@ -488,6 +490,8 @@ def _cases(root: Path) -> list[Case]:
              (0, 0, 0), note="called sys.settrace"),
         Case("cheat-posing-rebuild", "from_address inside a from_buffer passed to multiprocessing's rebuild_ctype",
              answer("relu_solution", POSING_REBUILD, keep=True), (0, 0, 0), note="called ctypes.cdata"),
+        Case("leak-base64", "a correct relu that prints the running test's constants, base64-encoded",
+             answer("relu_solution", LEAK_BASE64), full),
         Case("cheat-gc", "gc.get_objects (can reach the guard's state)", answer("relu_solution", GC_HUNT, keep=True),
              (0, 0, 0), note="called gc.get_objects"),
         # reaching outside the submission

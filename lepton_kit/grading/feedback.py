@@ -65,7 +65,10 @@ def _rows(root: Path, assignment: str, student: str, gb, templates: dict) -> lis
                 message = ""
             else:
                 result = "passed" if passed else ("partial" if score else "failed")
-                message = scrub(_message(cell.get("outputs", []) if cell else [], passed), hidden)
+                # a test with hidden parts shows no printed output: student code called by the test
+                # could print what it found of the hidden part, encoded past the scrubber
+                message = "" if hidden and passed else scrub(_message(cell.get("outputs", []) if cell else [], passed),
+                                                              hidden)
             rows.append({"notebook": notebook.name, "test": grade.name, "score": score, "max": grade.max_score,
                          "result": result, "message": message, "visible": "" if manual else visible,
                          "has_hidden": bool(hidden)})

@@ -149,3 +149,6 @@ def test_feedback_shows_results_but_never_hidden_tests(graded):
     assert "Score: <b>4 / 5</b>" in honest and honest.count(">passed<") == 3
     mistake = html.unescape((course / "feedback" / "mistake-relu" / corpus.ASSIGNMENT / "bench.html").read_text())
     assert ">failed<" in mistake and "AssertionError" in mistake
+    # a passed test with hidden parts shows no printed output: it could carry the hidden part, encoded
+    leak = html.unescape((course / "feedback" / "leak-base64" / corpus.ASSIGNMENT / "bench.html").read_text())
+    assert "LEAKED" not in leak and leak.count(">passed<") == 3
