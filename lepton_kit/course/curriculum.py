@@ -48,16 +48,13 @@ def load_course(root: str | Path | None = None) -> dict:
             "units": data.get("units", [])}
 
 
-def course_grade(scores: dict, course: dict) -> float:
-    """Weighted course grade in percent from ``{assignment_id: (score, max_score)}``.
-
-    Within a category, assignments count by their weight; categories count by theirs. A category
-    with no released assignment yet is left out and the others are rescaled.
+def category_shares(scores: dict, course: dict) -> dict:
+    """Each category's share (0-1) from ``{assignment_id: (score, max_score)}``; None where nothing is graded.
 
     >>> course = {"categories": {"tests": 0.3, "project": 0.7},
     ...           "assignments": {"a": {"category": "tests", "weight": 1.0}}}
-    >>> course_grade({"a": (5.0, 10.0)}, course)
-    50.0
+    >>> category_shares({"a": (5.0, 10.0)}, course)
+    {'tests': 0.5, 'project': None}
     """
     by_category: dict[str, list] = {}
     for assignment_id, (score, max_score) in scores.items():
@@ -65,9 +62,25 @@ def course_grade(scores: dict, course: dict) -> float:
                                                          "weight": 1.0})
         if max_score and max_score > 0:
             by_category.setdefault(info["category"], []).append((info["weight"], score / max_score))
+    return {category: (sum(wt * s for wt, s in by_category[category]) / sum(wt for wt, _ in by_category[category])
+                       if category in by_category else None) for category in course["categories"]}
+
+
+def course_grade(scores: dict, course: dict) -> float:
+    """Weighted course grade in percent from ``{assignment_id: (score, max_score)}``.
+
+    Within a category, assignments count by their weight; categories count by theirs. A category
+    with no graded assignment yet is left out and the others are rescaled: such a grade is
+    provisional (``lepton grades`` says so and never calls it a pass).
+
+    >>> course = {"categories": {"tests": 0.3, "project": 0.7},
+    ...           "assignments": {"a": {"category": "tests", "weight": 1.0}}}
+    >>> course_grade({"a": (5.0, 10.0)}, course)
+    50.0
+    """
     weighted, used = 0.0, 0.0
-    for category, items in by_category.items():
-        w = course["categories"][category]
-        share = sum(wt * s for wt, s in items) / sum(wt for wt, _ in items)
-        weighted, used = weighted + w * share, used + w
+    for category, share in category_shares(scores, course).items():
+        if share is not None:
+            w = course["categories"][category]
+            weighted, used = weighted + w * share, used + w
     return round(100.0 * weighted / used, 2) if used else 0.0

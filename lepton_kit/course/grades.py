@@ -6,7 +6,7 @@ import io
 import tempfile
 from pathlib import Path
 
-from lepton_kit.course.curriculum import course_grade, load_course
+from lepton_kit.course.curriculum import category_shares, course_grade, load_course
 from lepton_kit.grading.config import gradebook, load_config
 
 EXPORT_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
@@ -30,7 +30,8 @@ def _export(gb, config) -> list[dict]:
 
 
 def grades(root: Path) -> list[dict]:
-    """Export rows plus category, weighted course grade, pass/fail and progress per student."""
+    """Export rows plus category, each category's percent, the weighted course grade, whether it is
+    provisional (a category with nothing graded yet), pass/fail (``not yet`` while provisional) and progress."""
     root = Path(root)
     course = load_course(root)
     config = load_config(root)
@@ -44,10 +45,14 @@ def grades(root: Path) -> list[dict]:
     planned = set(course["assignments"]) | {row["assignment"] for row in rows}
     for row in rows:
         student = by_student[row["student_id"]]
-        grade = course_grade(student, course)
+        grade, shares = course_grade(student, course), category_shares(student, course)
+        missing = [c for c, share in shares.items() if share is None]
         row["category"] = course["assignments"].get(row["assignment"], {}).get("category", "")
+        for category, share in shares.items():
+            row[f"{category}_percent"] = "" if share is None else f"{100 * share:.2f}"
         row["course_grade"] = f"{grade:.2f}"
-        row["passed"] = "yes" if grade >= course["pass_mark"] else "no"
+        row["provisional"] = f"yes: nothing graded in {', '.join(missing)}" if missing else "no"
+        row["passed"] = "not yet" if missing else ("yes" if grade >= course["pass_mark"] else "no")
         done = sum(1 for a in student if (a, row["student_id"]) in submitted)
         row["progress"] = f"{done}/{len(planned)}"
     return rows
@@ -66,7 +71,7 @@ def write_csv(rows: list[dict], path: Path) -> Path:
 
 
 def format_table(rows: list[dict], columns=("assignment", "student_id", "score", "max_score", "course_grade",
-                                            "passed", "progress")) -> str:
+                                            "provisional", "passed", "progress")) -> str:
     """A plain-text table for the terminal.
 
     >>> print(format_table([{"assignment": "01", "student_id": "ada", "score": "3.0"}], ("assignment", "score")))

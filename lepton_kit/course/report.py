@@ -64,7 +64,7 @@ def write(path: Path, summary: dict | None, grade_rows: list[dict] | None, title
     if grade_rows:
         parts.append(f"<h2>Gradebook</h2><p>Pass mark: {format_value(float(pass_mark))} % (course.yml)</p>")
         parts.append(_table(grade_rows, ["assignment", "student_id", "raw_score", "score", "max_score",
-                                         "category", "course_grade", "passed", "progress"]))
+                                         "category", "course_grade", "provisional", "passed", "progress"]))
         parts.append(f'<img alt="grade distribution" src="data:image/png;base64,{grade_histogram_png(grade_rows, pass_mark)}">')
     else:
         parts.append("<p>The gradebook is empty: <code>lepton autograde</code> fills it.</p>")

@@ -198,8 +198,11 @@ def test_grades_csv_has_nbgrader_columns_and_course_grade(released, tmp_path):
     from lepton_kit.course.curriculum import load_course
 
     planned = len(load_course(root)["assignments"])  # progress counts every assignment the curriculum plans
-    assert alice["progress"] == f"1/{planned}" and alice["passed"] == "yes"
-    assert by_student["bob"]["course_grade"] == "0.00" and by_student["bob"]["passed"] == "no"
+    # only the tests category has a graded assignment: a grade of 100 is provisional, not a pass
+    assert alice["progress"] == f"1/{planned}" and alice["passed"] == "not yet"
+    assert alice["provisional"] == "yes: nothing graded in project, skills"
+    assert alice["tests_percent"] == alice["course_grade"] and alice["project_percent"] == ""
+    assert by_student["bob"]["course_grade"] == "0.00" and by_student["bob"]["passed"] == "not yet"
 
 
 @pytest.mark.xdist_group("grading-01_mlp")
