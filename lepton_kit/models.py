@@ -363,8 +363,9 @@ def copy_torch_weights_to_keras(torch_model, keras_model):
 #
 # body: per entry of ``channels``: Conv 3x3 (no bias: BatchNorm adds one) -> BatchNorm -> ReLU, with
 # the stride of ``strides``; then global average pooling -> (N, channels[-1]) features.
-# Padding is one pixel on each side in both frameworks (Keras: ZeroPadding2D + "valid"), so that a
-# stride of 2 halves 28 -> 14 -> 7 -> 4 the same way, and the same weights give the same features.
+# Padding is one pixel on each side in both frameworks (Keras: ZeroPadding2D + "valid"), so that the
+# default strides (2, 1, 2, 2) take 28 -> 14 -> 14 -> 7 -> 4 pixels the same way in both, and the
+# same weights give the same features.
 # BatchNorm uses torch's momentum 0.1 and eps 1e-5 (Keras: momentum=0.9, epsilon=1e-5).
 # ---------------------------------------------------------------------------------------------
 
@@ -373,7 +374,7 @@ def _body_plan(channels, strides):
     return channels, _per_layer(strides, len(channels), "strides")
 
 
-def torch_cnn2d_body(image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64), strides=(1, 2, 2, 2)):
+def torch_cnn2d_body(image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64), strides=(2, 1, 2, 2)):
     """The feature extractor of :func:`transfer_cnn` in PyTorch: input ``(N, H, W)`` when
     ``in_channels=1`` (an ``Unflatten`` adds the channel axis), else ``(N, C, H, W)``; output
     ``(N, channels[-1])``."""
@@ -390,7 +391,7 @@ def torch_cnn2d_body(image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
-def keras_cnn2d_body(image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64), strides=(1, 2, 2, 2)):
+def keras_cnn2d_body(image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64), strides=(2, 1, 2, 2)):
     """The same body as :func:`torch_cnn2d_body` in Keras (channels last), named ``"body"``:
     input ``(N, H, W)`` when ``in_channels=1``, else ``(N, H, W, C)``; output ``(N, channels[-1])``."""
     import keras
@@ -410,7 +411,7 @@ def keras_cnn2d_body(image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64
     return keras.Sequential(layers, name="body")
 
 
-def cnn2d_body(image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64), strides=(1, 2, 2, 2), framework="torch"):
+def cnn2d_body(image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64), strides=(2, 1, 2, 2), framework="torch"):
     """The body (feature extractor) of :func:`transfer_cnn` in the chosen framework.
 
     >>> count_parameters(cnn2d_body(framework="torch"))   # conv weights + BatchNorm scale and shift
@@ -419,7 +420,7 @@ def cnn2d_body(image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64), str
     return _builder(framework, torch_cnn2d_body, keras_cnn2d_body)(image_size, in_channels, channels, strides)
 
 
-def transfer_cnn(num_classes=5, image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64), strides=(1, 2, 2, 2),
+def transfer_cnn(num_classes=5, image_size=(28, 28), in_channels=1, channels=(8, 16, 32, 64), strides=(2, 1, 2, 2),
                  framework="torch"):
     """A 2-D CNN in two named parts, ``body`` (:func:`cnn2d_body`) and ``head`` (one linear layer
     from the ``channels[-1]`` features to the logits).

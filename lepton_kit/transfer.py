@@ -30,12 +30,14 @@ def class_subset(x, y, classes):
     return np.asarray(x)[keep], np.array([lookup[c] for c in y[keep]], dtype=np.int64)
 
 
-def train_steps(model, x, y, *, optimizer, steps, batch_size=64, seed=0, loss_fn=None):
+def train_steps(model, x, y, *, optimizer, steps, batch_size=64, seed=0, loss_fn=None, cosine=False):
     """Train a torch classifier for ``steps`` minibatch updates on the arrays ``(x, y)``; return the losses.
 
     Batches are drawn without replacement from a fresh permutation of the data each pass (a batch
     is the whole set when it has at most ``batch_size`` examples); ``seed`` fixes their order.
-    ``model.train()`` is called first, so Dropout and BatchNorm run in training mode.
+    ``model.train()`` is called first, so Dropout and BatchNorm run in training mode. With
+    ``cosine=True`` every learning rate of the optimizer (each parameter group's) decays to 0 along
+    a cosine over the ``steps`` (``CosineAnnealingLR``, stepped after every update).
 
     >>> import torch
     >>> net = torch.nn.Linear(3, 2)
@@ -55,6 +57,7 @@ def train_steps(model, x, y, *, optimizer, steps, batch_size=64, seed=0, loss_fn
     rng = np.random.default_rng(seed)
     order = np.empty(0, dtype=np.int64)
     losses = []
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if cosine else None
     model.train()
     for _ in range(steps):
         if len(order) < size:
@@ -64,6 +67,8 @@ def train_steps(model, x, y, *, optimizer, steps, batch_size=64, seed=0, loss_fn
         loss = loss_fn(model(x[batch]), y[batch])
         loss.backward()
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
         losses.append(loss.item())
     return losses
 
@@ -99,8 +104,8 @@ def batchnorm_statistics(model) -> dict:
         while layers:
             layer = layers.pop(0)
             if isinstance(layer, keras.layers.BatchNormalization):
-                stats[f"{layer.name}.moving_mean"] = np.array(layer.moving_mean)
-                stats[f"{layer.name}.moving_variance"] = np.array(layer.moving_variance)
+                stats[f"{layer.name}.moving_mean"] = np.array(layer.moving_mean.numpy())
+                stats[f"{layer.name}.moving_variance"] = np.array(layer.moving_variance.numpy())
             layers += list(getattr(layer, "layers", []) or [])
         return stats
     return {name: buf.detach().cpu().numpy().copy() for name, buf in model.named_buffers()
