@@ -34,3 +34,14 @@ c.LeptonAutograde.disk = 512 * 1024**2        # bytes in the home folder, in /tm
 c.LeptonAutograde.output = 2 * 1024**2        # bytes of output per notebook (more is cut)
 c.LeptonAutograde.cell_output = 512 * 1024    # bytes of output per cell (more is cut)
 c.LeptonAutograde.threads = 1                 # BLAS/OpenMP threads per submission (--jobs runs several)
+
+# --- formgrader's buttons follow the course's rules (lepton_kit/grading/formgrader.py) ---------------
+# Generate Feedback: test cells show their visible part only (nbgrader's own feedback shows hidden tests).
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "lepton_kit.grading.formgrader.HideHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+# Autograde: refused (before it removes anything in autograded/) with a message naming `lepton autograde`,
+# which grades in the sandbox.
+c.Autograde.exporter_class = "lepton_kit.grading.formgrader.RefuseUnsandboxedAutograde"

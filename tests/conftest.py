@@ -33,6 +33,24 @@ def copy_course(target: Path, assignments=None) -> Path:
 
 
 @pytest.fixture(scope="session")
+def released(tmp_path_factory):
+    """``released(assignment)``: a scratch course holding that assignment alone, released once per worker
+    (tests of one assignment share an ``xdist_group`` so that they share the course)."""
+    from lepton_kit.course.release import release
+
+    courses = {}
+
+    def get(assignment):
+        if assignment not in courses:
+            root = copy_course(tmp_path_factory.mktemp(f"course-{assignment}"), [assignment])
+            release(root, [assignment])
+            courses[assignment] = root
+        return courses[assignment]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def course(tmp_path_factory):
     """A released scratch course (release/ regenerated from source/ there)."""
     from lepton_kit.course.release import release

@@ -32,23 +32,6 @@ def per_assignment(ids):
     return [pytest.param(a, marks=pytest.mark.xdist_group(f"grading-{a}")) for a in ids]
 
 
-@pytest.fixture(scope="session")
-def released(tmp_path_factory):
-    """``released(assignment)``: a scratch course holding that assignment alone, released once."""
-    from conftest import copy_course
-
-    courses = {}
-
-    def get(assignment):
-        if assignment not in courses:
-            root = copy_course(tmp_path_factory.mktemp(f"course-{assignment}"), [assignment])
-            release(root, [assignment])
-            courses[assignment] = root
-        return courses[assignment]
-
-    return get
-
-
 def _nbgrader(cell):
     return cell.get("metadata", {}).get("nbgrader", {})
 
