@@ -82,6 +82,23 @@ def cmd_feedback(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    """nbgrader's Validate (what the lab extension's button runs), with an exit status: 1 when a notebook fails."""
+    from nbgrader.validator import Validator
+
+    from lepton_kit.grading.config import load_config
+
+    config = load_config(_root(args))
+    failed = 0
+    for notebook in args.notebooks:
+        validator = Validator(config=config)
+        results = validator.validate(str(Path(notebook).resolve()))
+        validator.validate = lambda filename, found=results: found  # print what was found, without a rerun
+        validator.validate_and_print(str(notebook))
+        failed += any(results.get(k) for k in ("type_changed", "changed", "failed", "passed"))
+    return 1 if failed else 0
+
+
 def cmd_grades(args) -> int:
     from lepton_kit.course.grades import format_table, grades, write_csv
 
@@ -139,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="folder (default: feedback/ in the course)")
     p.add_argument("--student", action="append", help="only this student (repeatable)")
     p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("validate", help="run a notebook on a fresh kernel and list failing tests (exit 1 if any)")
+    p.add_argument("notebooks", nargs="+", help="notebooks to validate")
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("grades", help="nbgrader's export plus the weighted course grade")
     p.add_argument("--csv", help="also write the table to this CSV file")

@@ -207,3 +207,17 @@ def test_validate_passes_the_solution_and_fails_the_release(released, assignment
             result = nbgrader(course, "validate", notebook, timeout=600)
             text = result.stdout + result.stderr
             assert ("Success! Your notebook passes all the tests." in text) is passes, f"{student}: {text[-2000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("grading-01_mlp")
+def test_lepton_validate_exits_non_zero_when_a_test_fails(released):
+    """`nbgrader validate` exits 0 either way; `lepton validate` says it with its exit status too."""
+    course = released("01_mlp")
+    samples = REPO / "autograder/samples/01_mlp"
+    for student, code in (("alice", 0), ("bob", 1)):
+        notebook = next((samples / student / "01_mlp").glob("*.ipynb"))
+        result = subprocess.run([sys.executable, "-m", "lepton_kit.course.cli", "--root", str(course), "validate",
+                                 str(notebook)], capture_output=True, text=True, timeout=600)
+        assert result.returncode == code, result.stdout[-2000:] + result.stderr[-2000:]
+        assert ("Success! Your notebook passes all the tests." in result.stdout + result.stderr) is (code == 0)
