@@ -106,6 +106,8 @@ def bow_baseline(train_texts, y_train, test_texts, y_test, *, analyzer="char", n
     one-character one).
 
     Everything is fitted on the training part only (vocabulary, document frequencies, weights).
+    ``C=10`` is a weak L2 penalty: on the training reviews of ``reviews_zh``, 3-fold cross-validation
+    over C in {0.3, 1, 3, 10, 30} favours the weakest ones.
     Returns ``{"accuracy", "features", "model"}``: the test accuracy, the number of n-gram features
     and the fitted scikit-learn ``Pipeline`` (``model.predict(texts)``).
 
