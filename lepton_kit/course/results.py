@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from lepton_kit.course.targets import format_value
+from lepton_kit.course.targets import check, format_value, targets_for
 
 DOCS = Path("docs")
 
@@ -53,11 +53,15 @@ def to_markdown(summaries: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def update(summary_path, docs: Path = DOCS) -> Path:
+def update(summary_path, docs: Path = DOCS, course: dict | None = None) -> Path:
     """Store a run's summary as ``docs/results/<profile>.json`` (several paths: merged, see :func:`merge`)
-    and write ``docs/results.md`` from every stored profile."""
+    and write ``docs/results.md`` from every stored profile. With ``course`` (course.yml), every
+    notebook's targets are checked again against the course's current bounds."""
     paths = [summary_path] if isinstance(summary_path, (str, Path)) else list(summary_path)
     summary = merge([json.loads(Path(p).read_text()) for p in paths])
+    if course is not None:
+        for e in summary["notebooks"]:
+            e["targets"] = check(e.get("metrics", {}), targets_for(course, e["notebook"], summary["profile"]))
     store = docs / "results"
     store.mkdir(parents=True, exist_ok=True)
     (store / f"{summary['profile']}.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -68,4 +72,6 @@ def update(summary_path, docs: Path = DOCS) -> Path:
 
 
 if __name__ == "__main__":  # several summaries of one profile are merged, the latest run of a notebook wins
-    print(f"wrote {update([Path(a) for a in sys.argv[1:]] or [Path('build/run/summary.json')])}")
+    from lepton_kit.course.curriculum import load_course
+
+    print(f"wrote {update([Path(a) for a in sys.argv[1:]] or [Path('build/run/summary.json')], course=load_course(Path('.')))}")
