@@ -39,11 +39,11 @@ demo: install release run
 	$(BIN)/lepton report
 	@echo "open build/report/index.html"
 
-## The whole suite (what CI runs): at most 10 minutes on 2 cores.
+## The whole suite (what CI runs): every notebook, every sample and common mistake graded (about 37 min on 2 cores).
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=10
 
-## What to run while working: everything not marked slow, in under 90 s on 2 cores.
+## What to run while working: everything not marked slow (about 4 min on 2 cores).
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow"
 
