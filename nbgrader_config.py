@@ -10,6 +10,12 @@ c.CourseDirectory.db_url = os.environ.get(
     "LEPTON_DB_URL", "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db"))
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "mistakes.yml"]
 
+# --- the exchange: where Release, Fetch, Submit, Collect and Fetch Feedback meet ----------------------
+# LEPTON_EXCHANGE (the same value for the instructor and every student), default: exchange/ in the course
+# (git-ignored). nbgrader needs the folder to exist and be world-writable (mode 0777): `lepton exchange`
+# (and `lepton release`) create it so.
+c.Exchange.root = os.environ.get("LEPTON_EXCHANGE") or os.path.join(c.CourseDirectory.root, "exchange")
+
 # Training cells run longer than nbgrader's 30 s default. Execute.timeout is the knob that works
 # (ExecutePreprocessor.timeout has been reported ignored, nbgrader #1463).
 c.Execute.timeout = 600
