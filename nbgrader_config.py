@@ -22,7 +22,7 @@ c.Execute.timeout = 600
 c.Execute.interrupt_on_timeout = True
 c.Execute.kernel_name = "python3"
 
-c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError(\"Replace this line with your code\")"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # A student who deleted a graded cell still gets it back (and its points counted) (nbgrader #1682).
