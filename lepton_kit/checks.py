@@ -26,6 +26,9 @@ def check_close(actual, expected, name="output", rtol=1e-5, atol=1e-8):
     """Assert that ``actual`` is finite and close to ``expected`` (type, shape, then values).
 
     >>> check_close([1.0, 2.0], np.array([1.0, 2.0 + 1e-9]))
+    >>> check_close([1.0, 2.0, 4.0], [1.0, 2.0, 3.0], name="y")
+    Traceback (most recent call last):
+    AssertionError: y is not close to the expected value: largest difference 1 at index (2,) (got 4, expected 3).
     """
     if actual is None:
         raise AssertionError(f"{name} is None: did you forget a `return`?")
@@ -35,7 +38,7 @@ def check_close(actual, expected, name="output", rtol=1e-5, atol=1e-8):
     if not np.all(np.isfinite(got)):
         raise AssertionError(f"{name} contains nan or inf. Large exponentials overflow: is the computation stable?")
     if not np.allclose(got, want, rtol=rtol, atol=atol):
-        worst = np.unravel_index(np.argmax(np.abs(got - want)), got.shape) if got.ndim else ()
+        worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(got - want)), got.shape)) if got.ndim else ()
         raise AssertionError(f"{name} is not close to the expected value: largest difference "
                              f"{np.max(np.abs(got - want)):.3g} at index {worst} "
                              f"(got {got[worst]:.6g}, expected {want[worst]:.6g}).")

@@ -78,6 +78,15 @@ def test_check_close_messages():
         checks.check_close([1.0, 2.5], [1.0, 2.0])
 
 
+def test_check_close_names_the_index_in_plain_ints():
+    got = np.zeros((2, 3))
+    got[1, 2] = 5.0
+    with pytest.raises(AssertionError) as info:
+        checks.check_close(got, np.zeros((2, 3)), name="z")
+    assert "at index (1, 2) (got 5, expected 0)" in str(info.value)
+    assert "np.int" not in str(info.value)
+
+
 def test_check_close_is_not_fooled_by_objects_that_compare_equal():
     class AlwaysEqual:
         def __eq__(self, other):
