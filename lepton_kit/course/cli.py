@@ -1,6 +1,8 @@
 """The ``lepton`` command: thin over nbgrader (release, autograde, export) and papermill (run).
 
     lepton release [ASSIGNMENT ...]
+    lepton exchange
+    lepton student-bundle DIR [--exchange PATH]
     lepton run [NOTEBOOK|DIR ...] [--profile ci|full] [--output DIR] [--check-targets]
     lepton autograde ASSIGNMENT --submissions DIR [--jobs N] [--force] [--no-sandbox]
     lepton feedback ASSIGNMENT [--output DIR]
@@ -23,8 +25,30 @@ def _root(args) -> Path:
 def cmd_release(args) -> int:
     from lepton_kit.course.release import release
 
-    for assignment_id in release(_root(args), args.assignments):
+    from lepton_kit.course.exchange import ensure_exchange
+
+    root = _root(args)
+    for assignment_id in release(root, args.assignments):
         print(f"released {assignment_id} -> release/{assignment_id}/")
+    try:
+        print(f"exchange: {ensure_exchange(root)} (nbgrader release_assignment ASSIGNMENT publishes there)")
+    except (OSError, RuntimeError) as err:
+        print(f"lepton release: warning: {err}", file=sys.stderr)
+    return 0
+
+
+def cmd_exchange(args) -> int:
+    from lepton_kit.course.exchange import ensure_exchange
+
+    print(f"exchange ready: {ensure_exchange(_root(args))}")
+    return 0
+
+
+def cmd_student_bundle(args) -> int:
+    from lepton_kit.course.bundle import student_bundle
+
+    dest = student_bundle(_root(args), Path(args.dir), exchange=args.exchange)
+    print(f"wrote the student copy to {dest} (start with {dest / 'README.md'})")
     return 0
 
 
@@ -73,10 +97,15 @@ def cmd_autograde(args) -> int:
 def cmd_feedback(args) -> int:
     from lepton_kit.grading.feedback import write_feedback
 
-    paths = write_feedback(_root(args), args.assignment, Path(args.output) if args.output else None,
+    from lepton_kit.course.exchange import feedback_for_exchange
+
+    root = _root(args)
+    paths = write_feedback(root, args.assignment, Path(args.output) if args.output else None,
                            students=args.student or None)
     for path in paths:
         print(f"wrote {path}")
+    if not args.output:  # per-notebook copies for `nbgrader release_feedback`
+        feedback_for_exchange(root, args.assignment, paths)
     if not paths:
         print(f"no autograded submission of {args.assignment}: run `lepton autograde` first", file=sys.stderr)
     return 0
@@ -132,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("release", help="generate release/ from source/ with nbgrader")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all under source/)")
     p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("exchange", help="create nbgrader's exchange folder (LEPTON_EXCHANGE) with mode 0777")
+    p.set_defaults(func=cmd_exchange)
+
+    p = sub.add_parser("student-bundle", help="write the student-only copy of the course into a new folder")
+    p.add_argument("dir", help="a folder that does not exist yet (or is empty)")
+    p.add_argument("--exchange", help="the exchange students use when LEPTON_EXCHANGE is unset "
+                                      "(default: the course's Exchange.root)")
+    p.set_defaults(func=cmd_student_bundle)
 
     p = sub.add_parser("run", help="execute notebooks with papermill and write summary.json")
     p.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/ and source/)")
