@@ -12,9 +12,15 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 
 # --- the exchange: where Release, Fetch, Submit, Collect and Fetch Feedback meet ----------------------
 # LEPTON_EXCHANGE (the same value for the instructor and every student), default: exchange/ in the course
-# (git-ignored). nbgrader needs the folder to exist and be world-writable (mode 0777): `lepton exchange`
-# (and `lepton release`) create it so.
+# (git-ignored). nbgrader needs the folder to exist and be world-writable (mode 0777): loading this file
+# creates a missing one so; `lepton exchange` (and `lepton release`) also fix the mode of an existing one.
 c.Exchange.root = os.environ.get("LEPTON_EXCHANGE") or os.path.join(c.CourseDirectory.root, "exchange")
+if not os.path.isdir(c.Exchange.root):  # before the Assignments panel asks for it (it cannot create it)
+    try:
+        os.makedirs(c.Exchange.root)
+        os.chmod(c.Exchange.root, 0o777)
+    except OSError:
+        pass  # nbgrader reports the missing exchange; `lepton exchange` says why it cannot be made
 
 # Training cells run longer than nbgrader's 30 s default. Execute.timeout is the knob that works
 # (ExecutePreprocessor.timeout has been reported ignored, nbgrader #1463).

@@ -38,6 +38,8 @@ def nbgrader(cwd: Path, *args) -> str:
 def test_ensure_exchange_makes_the_folder_nbgrader_wants(tmp_path, monkeypatch):
     course = copy_course(tmp_path / "course", [A])
     monkeypatch.delenv("LEPTON_EXCHANGE", raising=False)
+    load_config(course)  # what the lab extensions do first: a missing exchange is created, world-writable
+    assert stat.S_IMODE((course / "exchange").stat().st_mode) == 0o777
     assert ensure_exchange(course) == (course / "exchange").resolve()  # the default: in the course, git-ignored
     monkeypatch.setenv("LEPTON_EXCHANGE", str(tmp_path / "shared" / "exchange"))
     path = ensure_exchange(course)
