@@ -10,7 +10,7 @@ TensorFlow is imported inside the functions only.
 >>> import numpy as np
 >>> from lepton_kit.models import keras_mlp
 >>> x, y = np.random.default_rng(0).random((32, 4)), np.arange(32) % 2
->>> history = fit(keras_mlp(4, (8,), 2), x, y, epochs=2, batch_size=8, seed=0)
+>>> history = fit(keras_mlp(4, (8,), 2), x, y, epochs=2, batch_size=8, seed=0, progress=False)
 >>> sorted(history), len(history["loss"])
 (['accuracy', 'loss'], 2)
 """
@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
+
+from lepton_kit.utils import progress_enabled
 
 # Keras 3 names the accuracy metric after its class when it is given as an object.
 _ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
@@ -73,12 +75,13 @@ def compile_classifier(model, *, lr=1e-3, optimizer=None):
 
 
 def fit(model, x, y, *, epochs=10, batch_size=32, lr=1e-3, optimizer=None, validation_data=None, callbacks=(),
-        shuffle=True, seed=None):
+        shuffle=True, seed=None, progress=None):
     """Compile a Keras classifier (:func:`compile_classifier`) and train it; return ``history_dict``.
 
     ``seed`` (when given) seeds Python, NumPy and TensorFlow through ``keras.utils.set_random_seed``
     before training, which fixes the order of the batches. Callbacks with a ``to_keras()`` method
-    are converted, so ``lepton_kit.train.EarlyStopping`` works with both frameworks.
+    are converted, so ``lepton_kit.train.EarlyStopping`` works with both frameworks. ``progress``
+    (Keras' one-line-per-epoch log) follows :func:`lepton_kit.utils.progress_enabled`, like ``train.fit``.
     """
     keras = _keras()
     if seed is not None:
@@ -88,7 +91,8 @@ def fit(model, x, y, *, epochs=10, batch_size=32, lr=1e-3, optimizer=None, valid
     if validation_data is not None:
         validation_data = tuple(np.asarray(a) for a in validation_data)
     history = model.fit(np.asarray(x, dtype=np.float32), np.asarray(y), epochs=epochs, batch_size=batch_size,
-                        validation_data=validation_data, callbacks=callbacks, shuffle=shuffle, verbose=0)
+                        validation_data=validation_data, callbacks=callbacks, shuffle=shuffle,
+                        verbose=2 if progress_enabled(progress) else 0)
     return history_dict(history)
 
 

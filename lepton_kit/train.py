@@ -168,7 +168,7 @@ def predict(model, x, *, batch_size=1000):
 
 
 def fit(model, x, y=None, *, epochs=10, batch_size=32, validation_data=None, optimizer=None, loss_fn=None,
-        lr=1e-3, callbacks=(), progress=True, device=None, scheduler=None, shuffle=True, seed=None):
+        lr=1e-3, callbacks=(), progress=None, device=None, scheduler=None, shuffle=True, seed=None):
     """Train ``model`` on ``(x, y)`` arrays or a loader ``x``; return the history (name -> list per epoch).
 
     - ``batch_size`` and ``shuffle`` apply to arrays; ``validation_data`` is ``(x_val, y_val)`` or a
@@ -178,15 +178,17 @@ def fit(model, x, y=None, *, epochs=10, batch_size=32, validation_data=None, opt
     - The default optimizer is Adam(lr), the default loss cross-entropy; ``scheduler`` (a scheduler,
       or a function of the optimizer that makes one) is stepped once per epoch.
     - ``callbacks`` are :class:`Callback` objects, such as :class:`EarlyStopping`.
+    - ``progress``: a bar over the epochs; by default shown unless ``LEPTON_PROGRESS=0``, which the
+      course's headless runners set (:func:`lepton_kit.utils.progress_enabled`).
 
     A non-finite loss stops training with a clear error instead of silently producing nan weights.
     """
     import torch
     from tqdm.auto import tqdm
 
-    if seed is not None:
-        from lepton_kit.utils import seed_everything
+    from lepton_kit.utils import progress_enabled, seed_everything
 
+    if seed is not None:
         seed_everything(seed)
     if device is not None:
         model.to(device)
@@ -198,7 +200,7 @@ def fit(model, x, y=None, *, epochs=10, batch_size=32, validation_data=None, opt
     scheduler = scheduler(optimizer) if callable(scheduler) else scheduler
     loss_fn = loss_fn or torch.nn.CrossEntropyLoss()
     history: dict[str, list] = {}
-    bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False)
+    bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress_enabled(progress), leave=False)
     for epoch in bar:
         model.train()
         seen, loss_sum, correct = 0, 0.0, 0

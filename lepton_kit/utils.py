@@ -135,3 +135,30 @@ def thread_env(threads: int) -> dict:
     n = str(threads)
     return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
             "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": "1"}
+
+
+PROGRESS_ENV = "LEPTON_PROGRESS"
+_OFF, _ON = {"0", "false", "no", "off"}, {"1", "true", "yes", "on"}
+
+
+def progress_enabled(progress: bool | None = None) -> bool:
+    """Whether training shows a progress bar: ``progress`` when given, else ``LEPTON_PROGRESS``, else yes.
+
+    The course's headless runners (``lepton run``, ``make lessons``, nbval, the autograder) start
+    their kernels with ``LEPTON_PROGRESS=0``: no bars flood their logs or change stored outputs,
+    while a student running a lesson in JupyterLab sees them.
+
+    >>> progress_enabled(False), progress_enabled(True)
+    (False, True)
+    >>> os.environ[PROGRESS_ENV] = "0"; progress_enabled()
+    False
+    >>> del os.environ[PROGRESS_ENV]
+    """
+    if progress is not None:
+        return bool(progress)
+    value = os.environ.get(PROGRESS_ENV, "").strip().lower()
+    if value in _OFF:
+        return False
+    if value in _ON or value == "":
+        return True
+    raise ValueError(f"{PROGRESS_ENV}={os.environ[PROGRESS_ENV]!r}: use 0 (no progress bars) or 1")

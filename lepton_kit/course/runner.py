@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lepton_kit.course.curriculum import load_course
 from lepton_kit.course.targets import check, targets_for
-from lepton_kit.utils import available_cores, recorded_metrics, thread_budget, thread_env
+from lepton_kit.utils import PROGRESS_ENV, available_cores, recorded_metrics, thread_budget, thread_env
 
 CI_BUDGET_SECONDS = 45.0
 
@@ -100,8 +100,9 @@ def run(paths, output_dir: Path, *, profile: str = "ci", timeout: float = 1800, 
     summary = {"profile": profile, "device": device_name(), "python": platform.python_version(),
                "threads": threads, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "notebooks": []}
     base = root or Path.cwd().resolve()
-    saved = {k: os.environ.get(k) for k in thread_env(threads)}
-    os.environ.update(thread_env(threads))  # the kernels inherit them
+    kernel_env = {**thread_env(threads), PROGRESS_ENV: "0"}  # no progress bars in the executed copies
+    saved = {k: os.environ.get(k) for k in kernel_env}
+    os.environ.update(kernel_env)  # the kernels inherit them
     try:
         for path in tqdm(notebooks, desc=f"papermill ({profile})", unit="notebook", disable=not progress):
             resolved = path.resolve()

@@ -155,6 +155,7 @@ def executor_env(limits: Limits, home: str) -> dict:
             "NBGRADER_EXECUTION": "autograde",
             "IPYTHONDIR": f"{home}/.ipython", "MPLCONFIGDIR": f"{home}/.config/matplotlib",
             "XDG_CACHE_HOME": f"{home}/.cache", "TF_CPP_MIN_LOG_LEVEL": "2", **thread_env(limits.threads),
+            "LEPTON_PROGRESS": "0",
             "LEPTON_FILES": FILES if home == HOME else ""}
 
 

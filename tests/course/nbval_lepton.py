@@ -4,12 +4,19 @@
 (another instruction set changed a 1e-16 into a 7e-21). nbval would compare it exactly, so its
 MIME type joins nbval's own skip list; `lepton run` checks the same figures against course.yml's
 targets instead.
+
+The kernels nbval starts inherit ``LEPTON_PROGRESS=0``: no training progress bars, as when the
+stored outputs were made (``make lessons``).
 """
 from __future__ import annotations
 
+import os
+
 from nbval.plugin import IPyNbFile
 
-from lepton_kit.utils import RECORD_MIME
+from lepton_kit.utils import PROGRESS_ENV, RECORD_MIME
+
+os.environ[PROGRESS_ENV] = "0"
 
 _init = IPyNbFile.__init__
 
