@@ -51,8 +51,9 @@ def feedback_for_exchange(root: Path, assignment: str, pages: list[Path]) -> lis
         student = page.parent.parent.name
         submitted = root / "submitted" / student / assignment
         for name in FEEDBACK_FILES:
-            if (submitted / name).is_file():
-                shutil.copyfile(submitted / name, page.parent / name)
+            found = submitted / name
+            if found.is_file() and not found.is_symlink():  # a student's link could point at the grader's files
+                shutil.copyfile(found, page.parent / name)
         for notebook in sorted(submitted.glob("*.ipynb")):
             copy = page.parent / f"{notebook.stem}.html"
             if copy != page:

@@ -101,3 +101,20 @@ def test_release_fetch_submit_collect_grade_and_fetch_feedback(tmp_path, monkeyp
     assert f"{A}: feedback for {STUDENT}" in page and f"Score: <b>{score:g} / " in page
     assert not [line for line in secret_lines(REPO, A, kinds=("HIDDEN TESTS",)) if line in page]
     assert "BEGIN HIDDEN TESTS" not in page
+
+
+def test_feedback_layout_follows_no_link_of_a_submission(tmp_path):
+    from lepton_kit.course.exchange import feedback_for_exchange
+
+    submitted = tmp_path / "submitted" / "mallory" / A
+    submitted.mkdir(parents=True)
+    (submitted / NOTEBOOK).write_text("{}")
+    (tmp_path / "secret-of-the-grader").write_text("gradebook password")
+    (submitted / "submission_secret.txt").symlink_to(tmp_path / "secret-of-the-grader")
+    (submitted / "timestamp.txt").write_text("2026-01-01 10:00:00.000000 UTC")
+    page = tmp_path / "feedback" / "mallory" / A / f"{A}.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("<p>lepton</p>")
+    assert feedback_for_exchange(tmp_path, A, [page]) == [page.parent / "mlp_from_scratch.html"]
+    assert (page.parent / "mlp_from_scratch.html").read_text() == "<p>lepton</p>"
+    assert (page.parent / "timestamp.txt").is_file() and not (page.parent / "submission_secret.txt").exists()
