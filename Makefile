@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONWARNINGS := ignore::DeprecationWarning
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install sandbox demo test test-fast release run lessons gpu lock clean
+.PHONY: install sandbox browser test-e2e demo test test-fast release run lessons gpu lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(STAMP): requirements.lock pyproject.toml
 ## bubblewrap: the autograder's sandbox (Debian/Ubuntu package)
 sandbox:
 	@command -v bwrap >/dev/null 2>&1 || { if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; else sudo apt-get install -y -qq bubblewrap; fi; }
+
+## chromium: the browser of the browser tests (tests/e2e, Playwright drives the system browser offline)
+browser:
+	@[ -x /usr/bin/chromium ] || { if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
 
 install: $(STAMP) sandbox
 
@@ -46,6 +50,10 @@ test: install
 ## What to run while working: everything not marked slow (about 4 min on 2 cores).
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow"
+
+## The browser tests alone (JupyterLab and formgrader in chromium; screenshots in build/e2e/index.html).
+test-e2e: install browser
+	$(BIN)/python -m pytest tests/e2e -q --durations=0
 
 ## Re-execute the lesson notebooks in place (their stored outputs are what nbval compares), without progress bars.
 lessons: install
