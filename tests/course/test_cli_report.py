@@ -4,16 +4,47 @@ from __future__ import annotations
 from lepton_kit.course import report
 
 
+def _grade_rows():
+    """What grades() gives: one row per (assignment, student), the course grade repeated on each."""
+    scores = {"a": {"01_mlp": 10, "02_autograd": 8}, "b": {"01_mlp": 3, "02_autograd": 0}}
+    return [{"assignment": assignment, "student_id": s, "raw_score": v, "score": v, "max_score": 10,
+             "category": "tests", "tests_percent": "77.00", "project_percent": "", "skills_percent": "",
+             "course_grade": f"{5 * sum(scores[s].values()):.2f}", "provisional": "yes: nothing graded in project, skills",
+             "passed": "not yet", "progress": "2/7"}
+            for s in scores for assignment, v in scores[s].items()]
+
+
 def test_report_has_notebooks_gradebook_and_plot(tmp_path):
     summary = {"profile": "ci", "device": "CPU", "notebooks": [
-        {"notebook": "notebooks/01.ipynb", "status": "ok", "seconds": 3.2, "metrics": {"acc": 0.95}}]}
-    rows = [{"assignment": "01_mlp", "student_id": s, "raw_score": v, "score": v, "max_score": 10,
-             "category": "tests", "course_grade": f"{10 * v:.2f}", "passed": "no", "progress": "1/1"}
-            for s, v in (("a", 10), ("b", 3))]
-    html = report.write(tmp_path / "r" / "index.html", summary, rows, pass_mark=65).read_text()
+        {"notebook": "notebooks/01.ipynb", "status": "ok", "seconds": 3.2,
+         "metrics": {"acc": 0.95, "comparison": {"adam": {"accuracy": 0.91234, "loss": 0.5}}}}]}
+    html = report.write(tmp_path / "r" / "index.html", summary, _grade_rows(), pass_mark=65).read_text()
     assert "notebooks/01.ipynb" in html and "acc = 0.95" in html and "data:image/png;base64," in html
-    assert html.count("<tr>") == 1 + 1 + 1 + 2
+    assert "{'adam'" not in html and "<th>accuracy</th><td>0.9123</td>" in html, "metrics as tables, not dicts"
+    gradebook = html[html.index("<h2>Gradebook"):]
+    assert gradebook.count("<tr>") == 1 + 2, "one row per student"
+    assert gradebook.count("<td>not yet</td>") == 2 and gradebook.count("<td>77.00</td>") == 2
+    assert "<th>01_mlp</th><th>02_autograd</th><th>tests_percent</th>" in gradebook and "<td>8 / 10</td>" in gradebook
     assert "Pass mark: 65 %" in html
+    assert "graded so far: tests (2 assignments); not yet: project, skills" in html
+    assert "build/e2e" not in html
+
+
+def test_grade_histogram_counts_whole_students():
+    import matplotlib.pyplot as plt
+
+    fig = report.grade_histogram(_grade_rows(), pass_mark=65)
+    ticks = fig.axes[0].get_yticks()
+    plt.close(fig)
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_report_links_the_browser_test_screenshots_when_there_are_some(tmp_path):
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
+    (tmp_path / "build" / "e2e").mkdir(parents=True)
+    (tmp_path / "build" / "e2e" / "index.html").write_text("<html></html>")
+    html = report.write(tmp_path / "build" / "report" / "index.html", None, [], pass_mark=80).read_text()
+    assert '<a href="../e2e/index.html">' in html
 
 
 def test_report_without_runs_says_what_to_do(tmp_path):
