@@ -309,14 +309,32 @@ def save(sub: Submission, batch: Batch) -> None:
 
 # --- record (main thread, the gradebook's only writer) ------------------------------------------
 
-def record(sub: Submission, batch: Batch) -> None:
-    """Scores and comments into the gradebook (idempotent: a re-run writes the same)."""
+def submitted_at(sub: Submission):
+    """When the student handed it in (naive UTC, as nbgrader stores it): timestamp.txt (nbgrader
+    collect writes it), else the time of the newest notebook file; None without either."""
+    from datetime import datetime, timezone
+
     from nbgrader.utils import parse_utc
 
-    gb, assignment = batch.gb, batch.assignment
-    gb.update_or_create_student(sub.student)
     if sub.timestamp:
-        gb.update_or_create_submission(assignment, sub.student, timestamp=parse_utc(sub.timestamp))
+        return parse_utc(sub.timestamp)
+    times = [p.stat().st_mtime for p in sub.folder.glob("*.ipynb") if p.is_file() and not p.is_symlink()]
+    return datetime.fromtimestamp(max(times), timezone.utc).replace(tzinfo=None) if times else None
+
+
+def record(sub: Submission, batch: Batch) -> None:
+    """Scores and comments into the gradebook (idempotent: a re-run writes the same).
+
+    A student without a name (not in a roster imported with ``nbgrader db student import``) is
+    listed under the id as last name, so formgrader shows a name, not "None".
+    """
+    gb, assignment = batch.gb, batch.assignment
+    student = gb.update_or_create_student(sub.student)
+    if not student.first_name and not student.last_name:
+        student.last_name = sub.student
+    stamp = submitted_at(sub)
+    if stamp is not None:
+        gb.update_or_create_submission(assignment, sub.student, timestamp=stamp)
     else:
         gb.update_or_create_submission(assignment, sub.student)
     for name, scores in sub.scores.items():
@@ -330,9 +348,12 @@ def record(sub: Submission, batch: Batch) -> None:
 
 
 def late_penalty(sub: Submission, batch: Batch) -> None:
-    """nbgrader's LateSubmissionPlugin on each notebook's score, when the submission is late."""
+    """nbgrader's LateSubmissionPlugin on each notebook's score, when the submission is late.
+
+    Only timestamp.txt counts: a file's time (copied, touched) never makes a submission late.
+    """
     gb, assignment = batch.gb, batch.assignment
-    late = gb.find_submission(assignment, sub.student).total_seconds_late
+    late = gb.find_submission(assignment, sub.student).total_seconds_late if sub.timestamp else 0
     for name in sub.scores:
         graded = gb.find_submission_notebook(name, assignment, sub.student)
         graded.late_submission_penalty = None
