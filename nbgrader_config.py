@@ -57,3 +57,12 @@ c.GenerateFeedback.preprocessors = [
 # Autograde: refused (before it removes anything in autograded/) with a message naming `lepton autograde`,
 # which grades in the sandbox.
 c.Autograde.exporter_class = "lepton_kit.grading.formgrader.RefuseUnsandboxedAutograde"
+
+# --- kernels: encrypted transport ---------------------------------------------------------------------
+# jupyter_client provisions CurveZMQ keys for kernelspecs that declare support (ipykernel's does), so
+# the kernels of nbgrader validate / the Validate button no longer log "Kernel is running over TCP
+# without encryption". `lepton run` does the same (lepton_kit/course/runner.py: kernel_config).
+import zmq as _zmq  # noqa: E402
+
+if _zmq.has("curve"):
+    c.KernelManager.transport_encryption = "auto"

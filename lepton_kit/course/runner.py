@@ -54,6 +54,20 @@ def device_name() -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {available_cores()} cores)"
 
 
+def kernel_config():
+    """traitlets config for the kernels we start: CurveZMQ-encrypted transport, provisioned by
+    jupyter_client for kernelspecs that declare it (ipykernel's does). Encrypted, the kernel no
+    longer warns "Kernel is running over TCP without encryption"; every other message stays.
+
+    >>> kernel_config().KernelManager.transport_encryption in ("auto", "disabled")
+    True
+    """
+    import zmq
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport_encryption": "auto" if zmq.has("curve") else "disabled"}})
+
+
 def run_notebook(path: Path, output: Path, profile: str, timeout: float) -> dict:
     """Execute one notebook; never raises for a failing notebook, returns its summary entry."""
     import papermill as pm
@@ -65,7 +79,7 @@ def run_notebook(path: Path, output: Path, profile: str, timeout: float) -> dict
     try:
         pm.execute_notebook(str(path), str(output), parameters=params, cwd=str(path.parent),
                             kernel_name="python3", progress_bar=False, execution_timeout=timeout,
-                            log_output=False)
+                            log_output=False, config=kernel_config())
         entry["status"] = "ok"
     except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
         entry["status"] = "failed"

@@ -6,14 +6,18 @@ MIME type joins nbval's own skip list; `lepton run` checks the same figures agai
 targets instead.
 
 The kernels nbval starts inherit ``LEPTON_PROGRESS=0``: no training progress bars, as when the
-stored outputs were made (``make lessons``).
+stored outputs were made (``make lessons``); and they run over encrypted transport, like those of
+``lepton run`` (no "Kernel is running over TCP without encryption" on stderr).
 """
 from __future__ import annotations
 
 import os
 
+import nbval.kernel
+from jupyter_client.manager import KernelManager
 from nbval.plugin import IPyNbFile
 
+from lepton_kit.course.runner import kernel_config
 from lepton_kit.utils import PROGRESS_ENV, RECORD_MIME
 
 os.environ[PROGRESS_ENV] = "0"
@@ -27,3 +31,11 @@ def _init_skipping_records(self, *args, **kwargs):
 
 
 IPyNbFile.__init__ = _init_skipping_records
+
+
+class _EncryptedKernelManager(KernelManager):
+    def __init__(self, **kwargs):
+        super().__init__(config=kernel_config(), **kwargs)
+
+
+nbval.kernel.KernelManager = _EncryptedKernelManager  # what nbval.kernel.start_new_kernel instantiates
