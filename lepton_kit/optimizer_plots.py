@@ -1,5 +1,5 @@
-"""Plots of :mod:`lepton_kit.optimizers`: optimizer paths on contours, losses along them, an ipywidgets
-explorer, optimizer comparisons and learning-rate schedules, in the style of :mod:`lepton_kit.plot`.
+"""Plots of :mod:`lepton_kit.optimizers`: optimizer paths on contours, losses along them,
+optimizer comparisons and learning-rate schedules, in the style of :mod:`lepton_kit.plot`.
 
 >>> fig = plot_schedules({"constant": [0.1] * 10})
 """
@@ -95,56 +95,6 @@ def show_path(function="rosenbrock", optimizer="adam", lr=0.01, steps=100, start
     plot_paths(f, {f"{label}, lr={lr:.3g}": path}, ax=left, title=f"{f.name}: {steps} steps")
     plot_losses(f, {label: path}, ax=right, title="value along the path")
     return fig
-
-
-def explorer(functions=None, optimizers=None, function="rosenbrock", optimizer="adam", lr=0.01, steps=100):
-    """An ipywidgets explorer of optimizer paths: test function, optimizer, learning rate (log
-    slider) and number of steps. Returns the ``ipywidgets.interactive`` widget (display it, or leave
-    it last in a cell).
-
-    ``optimizers`` adds hand-written optimizers to torch.optim's: ``{"label": OptimizerClass}``.
-    The view is drawn by :func:`show_path` into an ``ipywidgets.Image`` (PNG) rather than printed
-    into the interactive's output area: nothing is displayed while the widget is built, so headless
-    runs (papermill, nbconvert, CI) cannot stall on output-widget messages, and the executed
-    notebook keeps the first view in its saved widget state. Without a live kernel the cell shows
-    the widget's text description; call :func:`show_path` for a static figure in the output.
-
-    >>> w = explorer(optimizers={}, steps=5)  # doctest: +SKIP
-    >>> sorted(w.kwargs)  # doctest: +SKIP
-    ['function', 'lr', 'optimizer', 'steps']
-    """
-    import io
-    import warnings
-
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    choices = {name: name for name in TORCH_OPTIMIZERS}
-    choices.update(optimizers or {})
-    names = list(functions or FUNCTIONS)
-    image = widgets.Image(format="png", layout=widgets.Layout(width="900px"))
-
-    def view(function, optimizer, lr, steps):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fig = show_path(function, choices[optimizer], lr=lr, steps=steps, label=optimizer)
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format="png", dpi=80)
-            plt.close(fig)      # nothing left for the inline backend to display
-        image.value = buffer.getvalue()
-
-    w = widgets.interactive(
-        view,
-        function=widgets.Dropdown(options=names, value=function, description="function"),
-        optimizer=widgets.Dropdown(options=list(choices), value=optimizer, description="optimizer"),
-        lr=widgets.FloatLogSlider(value=lr, base=10, min=-4, max=1, step=0.25, description="lr",
-                                  continuous_update=False),
-        steps=widgets.IntSlider(value=steps, min=1, max=1000, step=1, description="steps",
-                                continuous_update=False),
-    )
-    w.children = (*w.children, image)
-    w.image = image
-    return w
 
 
 def plot_comparison(results, ax=None, title="training loss per epoch"):

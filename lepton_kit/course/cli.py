@@ -144,10 +144,11 @@ def cmd_report(args) -> int:
     from lepton_kit.course.grades import grades
 
     root = _root(args)
+    course = load_course(root)
     rows = grades(root) if (root / "gradebook.db").exists() else []
     summary = report.load_summary(Path(args.summary) if args.summary else root / "build" / "run" / "summary.json")
     path = report.write(Path(args.output) if args.output else root / "build" / "report" / "index.html", summary, rows,
-                        pass_mark=load_course(root)["pass_mark"])
+                        pass_mark=course["pass_mark"], categories=list(course["categories"]), root=root)
     print(f"wrote {path}")
     return 0
 
