@@ -146,7 +146,7 @@ class Lab:
         full_env.update(env or {})
         args = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
                 "--ServerApp.port_retries=0", f"--ServerApp.token={self.token}",
-                f"--ServerApp.root_dir={self.root}"]
+                f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             args.append("--allow-root")
         self.log = home / "lab.log"
@@ -229,7 +229,7 @@ def copy_tree(src: Path, dst: Path) -> Path:
 
 def open_notebook(page, lab: Lab, path: str):
     """Open ``path`` (relative to the server's root) in JupyterLab and wait for an idle kernel."""
-    page.goto(lab.url(f"lab/tree/{path}"))
+    page.goto(lab.url(f"lab/tree/{path}?reset"))  # reset: not the workspace an earlier page left
     panel = page.locator(".jp-NotebookPanel:visible").first
     panel.locator(".jp-Cell").first.wait_for(timeout=120_000)
     wait_idle(page, timeout=120_000)
@@ -255,6 +255,17 @@ def wait_run_done(page, timeout: int = KERNEL_TIMEOUT):
             if (!ind || ind.getAttribute('data-status') !== 'idle') return false;
             return ![...nb.querySelectorAll('.jp-InputPrompt')].some(p => p.textContent.includes('*'));
         }""", timeout=timeout, polling=250)
+
+
+def type_into_cell(page, text: str):
+    """Type ``text`` into the focused cell editor, then wait until the cell's model holds it (the editor
+    updates the model asynchronously: a run started at once can send the old source)."""
+    page.keyboard.insert_text(text)
+    page.wait_for_function(
+        """text => {
+            const cell = window.jupyterapp?.shell?.currentWidget?.content?.activeCell;
+            return cell && cell.model.sharedModel.getSource().trim() === text.trim();
+        }""", arg=text, timeout=UI_TIMEOUT, polling=100)
 
 
 def click_command(page, command: str):
