@@ -147,3 +147,20 @@ def test_a_folder_that_is_not_empty_is_refused(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
     assert main(["--root", str(REPO), "student-bundle", str(REPO / "build" / "student")]) == 2
     assert "inside the course" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sample, status", [("bob", 1), ("alice", 0)])
+def test_make_validate_exits_1_when_a_test_fails(bundle, sample, status):
+    """nbgrader validate exits 0 either way; the student copy's `make validate` does not."""
+    work = bundle / f"validate_{sample}" / "01_mlp"
+    work.mkdir(parents=True)
+    for nb in (REPO / "autograder" / "samples" / "01_mlp" / sample / "01_mlp").glob("*.ipynb"):
+        (work / nb.name).write_bytes(nb.read_bytes())
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["make", "-o", ".venv/.installed", "validate", f"A={work.parent.name}/01_mlp",
+                           f"BIN={Path(sys.executable).parent}"], cwd=bundle, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == (2 if status else 0), done.stdout + done.stderr  # make's own status on failure
+    assert ("validation failed" in done.stdout) == bool(status), done.stdout
+    assert ("Success! Your notebook passes all the tests." in done.stdout) == (not status), done.stdout
