@@ -211,7 +211,7 @@ class Lab:
 
 
 @pytest.fixture(scope="module")
-def start_lab(tmp_path_factory):
+def start_lab(tmp_path_factory, browser):  # browser first: skipped (or failed on CI) before any server starts
     """``start_lab(root, **kw)``: a JupyterLab server in ``root``, stopped when the module ends."""
     labs = []
 

@@ -107,11 +107,13 @@ def test_gradebook_and_a_manual_grade_reach_lepton_grades(lab, course, page, tmp
     alice.locator("a:visible").first.click()                              # alice's submission: the grading view
     score = page.locator(f"input#{MANUAL}")
     score.wait_for(timeout=60_000)
+    page.wait_for_load_state("networkidle")   # the grades are loaded by AJAX; a value typed before is reset
     score.scroll_into_view_if_needed()
     with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT") as saved:
         score.fill("1.5")
         score.press("Tab")                                                # change -> saved
     assert saved.value.ok, saved.value.status
+    assert score.input_value() == "1.5"
     shot(page, "7b-formgrader-manual-grade", "Formgrader's grading view: 1.5 of 2 points entered for alice's "
          "written answer (saved).")
 
