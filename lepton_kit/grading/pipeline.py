@@ -310,16 +310,13 @@ def save(sub: Submission, batch: Batch) -> None:
 # --- record (main thread, the gradebook's only writer) ------------------------------------------
 
 def submitted_at(sub: Submission):
-    """When the student handed it in (naive UTC, as nbgrader stores it): timestamp.txt (nbgrader
-    collect writes it), else the time of the newest notebook file; None without either."""
-    from datetime import datetime, timezone
-
+    """When the student handed it in (naive UTC, as nbgrader stores it): timestamp.txt (nbgrader's
+    Submit and collect write it), else None, as nbgrader's own autograde records it. A file's time is
+    no submission time (a copy or a checkout sets it), and formgrader counts a submission as autograded
+    only while the gradebook's time equals the one in submitted/.../timestamp.txt."""
     from nbgrader.utils import parse_utc
 
-    if sub.timestamp:
-        return parse_utc(sub.timestamp)
-    times = [p.stat().st_mtime for p in sub.folder.glob("*.ipynb") if p.is_file() and not p.is_symlink()]
-    return datetime.fromtimestamp(max(times), timezone.utc).replace(tzinfo=None) if times else None
+    return parse_utc(sub.timestamp) if sub.timestamp else None
 
 
 def record(sub: Submission, batch: Batch) -> None:
