@@ -242,11 +242,15 @@ def open_notebook(page, lab: Lab, path: str):
 
 
 def wait_idle(page, timeout: int = KERNEL_TIMEOUT):
-    """Wait for the current notebook's kernel to be idle (the toolbar's execution indicator)."""
+    """Wait for the current notebook's kernel to be connected and idle. The toolbar's execution indicator
+    alone says idle before the kernel is connected, and a cell run then is silently skipped (JupyterLab's
+    CodeCell.execute needs the session's kernel)."""
     page.wait_for_function(
         """() => {
             const el = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
-            return el && el.getAttribute('data-status') === 'idle';
+            const kernel = window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel;
+            return el && el.getAttribute('data-status') === 'idle'
+                && kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
         }""", timeout=timeout, polling=200)
 
 
