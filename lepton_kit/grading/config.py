@@ -36,15 +36,52 @@ def _bin_on_path(env: dict) -> dict:
     return env
 
 
+class GradebookUnavailable(RuntimeError):
+    """The gradebook's database cannot be reached (a server down, a wrong URL): one line, what to do."""
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its password, to name the database in messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: name it as given
+        return url
+
+
+def unreachable(url: str, err: BaseException) -> GradebookUnavailable | None:
+    """A :class:`GradebookUnavailable` when ``err`` (or what caused it) is a lost or refused database
+    connection, else None."""
+    from sqlalchemy.exc import OperationalError
+
+    seen = err
+    while seen is not None and not isinstance(seen, OperationalError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    why = (str(getattr(seen, "orig", None) or seen).strip().splitlines() or ["connection failed"])[0]
+    return GradebookUnavailable(
+        f"gradebook database {safe_url(url)} unreachable ({why}): start the database server (or fix "
+        "LEPTON_DB_URL) and run the command again; graded submissions are kept and recorded then")
+
+
 def gradebook(url: str):
-    """nbgrader's Gradebook in this process, used as a context manager."""
+    """nbgrader's Gradebook in this process, used as a context manager; :class:`GradebookUnavailable`
+    when its database cannot be reached."""
     import warnings
 
     from nbgrader.api import Gradebook
 
     _bin_on_path(os.environ)
     warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's add_submission, SQLAlchemy 2
-    return Gradebook(url)
+    try:
+        return Gradebook(url)
+    except Exception as err:
+        clear = unreachable(url, err)
+        if clear is None:
+            raise
+        raise clear from None
 
 
 def nbgrader_env() -> dict:

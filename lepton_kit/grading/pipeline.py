@@ -322,9 +322,78 @@ def submitted_at(sub: Submission):
 def record(sub: Submission, batch: Batch) -> None:
     """Scores and comments into the gradebook (idempotent: a re-run writes the same).
 
-    A student without a name (not in a roster imported with ``nbgrader db student import``) is
-    listed under the id as last name, so formgrader shows a name, not "None".
+    One transaction per student, committed by :func:`commit`: nbgrader's own commits (a new student,
+    a new submission) only flush here, so a lost database leaves none of the student's grades. A
+    concurrent batch adding the same student first is retried once; a lost database is reported in
+    one line (:class:`lepton_kit.grading.config.GradebookUnavailable`).
     """
+    from lepton_kit.grading.config import unreachable
+
+    for attempt in (1, 2):
+        try:
+            with _one_transaction(batch.gb):
+                _record(sub, batch)
+            return
+        except Exception as err:
+            batch.gb.db.rollback()
+            if unreachable(str(batch.gb.engine.url), err) is not None:
+                with _clear_db_errors(batch.gb):
+                    raise
+            if attempt == 2 or not _integrity(err):
+                raise
+
+
+def _integrity(err: BaseException) -> bool:
+    """Whether ``err`` came from a unique constraint (another writer added the row first)."""
+    from sqlalchemy.exc import IntegrityError
+
+    while err is not None and not isinstance(err, IntegrityError):
+        err = err.__cause__ or err.__context__
+    return err is not None
+
+
+class _clear_db_errors:
+    """Within: a lost database raises :class:`lepton_kit.grading.config.GradebookUnavailable` (one line)."""
+
+    def __init__(self, gb):
+        self.url = str(gb.engine.url)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        from lepton_kit.grading.config import unreachable
+
+        clear = unreachable(self.url, err) if err is not None else None
+        if clear is not None:
+            raise clear from None
+        return False
+
+
+class _one_transaction:
+    """Within: the gradebook's ``commit`` only flushes, and nbgrader's "Rolling back" log is quiet
+    (the error is raised, and reported, anyway)."""
+
+    def __init__(self, gb):
+        import logging
+
+        self.session, self.log = gb.db(), logging.getLogger("tornado.application")
+
+    def filter(self, record) -> bool:
+        return not str(record.msg).startswith("Rolling back session")
+
+    def __enter__(self):
+        self.session.commit = self.session.flush
+        self.log.addFilter(self)
+
+    def __exit__(self, *exc):
+        del self.session.commit
+        self.log.removeFilter(self)
+
+
+def _record(sub: Submission, batch: Batch) -> None:
+    """A student listed without a name (not in a roster imported with ``nbgrader db student import``)
+    gets the id as last name, so formgrader shows a name, not "None"."""
     gb, assignment = batch.gb, batch.assignment
     student = gb.update_or_create_student(sub.student)
     if not student.first_name and not student.last_name:
@@ -349,6 +418,11 @@ def late_penalty(sub: Submission, batch: Batch) -> None:
 
     Only timestamp.txt counts: a file's time (copied, touched) never makes a submission late.
     """
+    with _clear_db_errors(batch.gb):
+        _late_penalty(sub, batch)
+
+
+def _late_penalty(sub: Submission, batch: Batch) -> None:
     gb, assignment = batch.gb, batch.assignment
     late = gb.find_submission(assignment, sub.student).total_seconds_late if sub.timestamp else 0
     for name in sub.scores:
@@ -361,8 +435,9 @@ def late_penalty(sub: Submission, batch: Batch) -> None:
 
 
 def commit(sub: Submission, batch: Batch) -> None:
-    """Commit the gradebook, then mark the student done."""
-    batch.gb.db.commit()
+    """Commit the student's transaction (all its grades, or none), then mark the student done."""
+    with _clear_db_errors(batch.gb):
+        batch.gb.db.commit()
     batch.state.mark_done(sub)
     sub.ended = True
 
