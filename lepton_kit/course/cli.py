@@ -4,7 +4,7 @@
     lepton exchange
     lepton student-bundle DIR [--exchange PATH]
     lepton run [NOTEBOOK|DIR ...] [--profile ci|full] [--output DIR] [--check-targets]
-    lepton autograde ASSIGNMENT --submissions DIR [--jobs N] [--force] [--no-sandbox]
+    lepton autograde ASSIGNMENT --submissions DIR [--jobs N | --cluster tcp://HOST:8786] [--force] [--no-sandbox]
     lepton feedback ASSIGNMENT [--output DIR]
     lepton grades [--csv PATH]
     lepton report [--summary PATH] [--output PATH]
@@ -88,8 +88,11 @@ def cmd_autograde(args) -> int:
     if args.assignment not in assignments(root):
         raise ValueError(f"no such assignment under source/: {args.assignment}")
     ensure_released(root, args.assignment)
+    from lepton_kit.grading.cluster import address
+
     batch = autograde(root, args.assignment, Path(args.submissions), jobs=args.jobs, force=args.force,
-                      sandbox=False if args.no_sandbox else None, progress=not args.quiet)
+                      sandbox=False if args.no_sandbox else None, progress=not args.quiet,
+                      cluster=address(args.cluster))
     print(batch.summary())
     return 0
 
@@ -185,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submissions", required=True, help="folder in nbgrader's submitted layout")
     p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: the number of cores)")
     p.add_argument("--force", action="store_true", help="regrade students an earlier run already finished")
+    p.add_argument("--cluster", default=None, metavar="ADDRESS",
+                   help="execute on a Dask cluster: the scheduler's address, tcp://HOST:8786 (default: "
+                        "$LEPTON_DASK_SCHEDULER; unset: local --jobs)")
     p.add_argument("--no-sandbox", action="store_true",
                    help="run student code WITHOUT isolation (only where bubblewrap cannot work)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

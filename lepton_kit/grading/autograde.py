@@ -123,20 +123,24 @@ def outcome(sub) -> Outcome:
 
 
 def autograde(root: Path, assignment_id: str, submissions: Path, jobs: int | None = None, progress=True,
-              timeout: float | None = None, force: bool = False, sandbox=None) -> BatchResult:
+              timeout: float | None = None, force: bool = False, sandbox=None, cluster=None) -> BatchResult:
     """Grade every student's submission of one assignment, ``jobs`` at a time (see :mod:`pipeline`).
 
     One broken or hostile submission never stops the batch. Finished students are kept from an
     earlier, interrupted run (``force`` regrades everyone). ``sandbox``: a backend of
     :mod:`lepton_kit.grading.sandbox`, or True / False / None (bubblewrap unless ``LEPTON_SANDBOX=off``);
     without bubblewrap it refuses (:class:`lepton_kit.grading.sandbox.SandboxUnavailable`).
-    ``timeout`` overrides the per-notebook wall-time limit.
+    ``timeout`` overrides the per-notebook wall-time limit. ``cluster``: a Dask scheduler's address (or a
+    ``distributed.Client``): submissions execute on its workers (:mod:`lepton_kit.grading.cluster`), each
+    worker checking bubblewrap itself.
     """
     from tqdm.auto import tqdm
 
     root = Path(root)
     if assignment_id not in assignments(root):
         raise ValueError(f"no such assignment under source/: {assignment_id}")
+    if cluster is not None:
+        return _on_cluster(root, assignment_id, submissions, cluster, progress, timeout, force, sandbox)
     backend = sandbox if hasattr(sandbox, "start") else choose_backend(sandbox)
     config = load_config(root)
     jobs = max(1, jobs or os.cpu_count() or 1)
@@ -153,6 +157,44 @@ def autograde(root: Path, assignment_id: str, submissions: Path, jobs: int | Non
         batch = Batch.open(root, assignment_id, gb, config, backend, timeout=timeout, force=force)
         _schedule(batch, students, jobs, done)
     bar.close()
+    result.outcomes.sort(key=lambda o: o.student)
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def _on_cluster(root, assignment_id, submissions, cluster, progress, timeout, force, sandbox) -> BatchResult:
+    """:func:`autograde` with EXECUTE on a Dask cluster (``cluster``: an address or a Client)."""
+    from tqdm.auto import tqdm
+
+    from lepton_kit.grading import cluster as dask_cluster
+    from lepton_kit.grading.sandbox import Bubblewrap, Unsandboxed
+
+    if hasattr(sandbox, "start"):
+        backend = sandbox
+    elif sandbox is None:
+        backend = Unsandboxed() if os.environ.get("LEPTON_SANDBOX", "on").lower() in ("off", "0", "no") else Bubblewrap()
+    else:
+        backend = Bubblewrap() if sandbox else Unsandboxed()
+    config = load_config(root)
+    client = dask_cluster.connect(cluster) if isinstance(cluster, str) else cluster
+    try:
+        jobs = max(1, sum(client.nthreads().values()))
+        students, skipped = collect(root, assignment_id, submissions)
+        result, start = BatchResult(assignment_id, skipped=skipped, jobs=jobs, sandbox=backend.name), time.monotonic()
+        bar = tqdm(total=len(students), desc=f"autograde {assignment_id}", unit="student", disable=not progress)
+
+        def done(sub):
+            result.outcomes.append(outcome(sub))
+            bar.update()
+            bar.set_postfix(failed=len(result.failed))
+
+        with gradebook(config.CourseDirectory.db_url) as gb:
+            batch = Batch.open(root, assignment_id, gb, config, backend, timeout=timeout, force=force)
+            dask_cluster.schedule(batch, students, client, done)
+        bar.close()
+    finally:
+        if isinstance(cluster, str):
+            client.close()
     result.outcomes.sort(key=lambda o: o.student)
     result.seconds = time.monotonic() - start
     return result
