@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONWARNINGS := ignore::DeprecationWarning
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install sandbox browser test-e2e demo test test-fast release run lessons gpu lock clean
+.PHONY: install sandbox browser lab test-e2e demo test test-fast release run lessons gpu lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ test: install
 ## What to run while working: everything not marked slow (about 4 min on 2 cores).
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow"
+
+## JupyterLab in the course (formgrader and the nbgrader toolbar; jupyter-config/ encrypts kernel traffic).
+lab: install
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config" $(BIN)/jupyter lab
 
 ## The browser tests alone (JupyterLab and formgrader in chromium; screenshots in build/e2e/index.html).
 test-e2e: install browser
