@@ -7,6 +7,7 @@ workers every time must fail alone after ``allowed-failures`` while the batch go
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -60,15 +61,23 @@ def _totals(root, assignment):
     return {s: sum(v for v, _ in cells.values()) for s, cells in cell_scores(root, assignment).items()}
 
 
-def test_the_01_mlp_samples_get_the_same_grades_as_local_jobs(released, backend, ready):
-    root, samples = released("01_mlp"), REPO / "autograder" / "samples" / "01_mlp"
+def _copies(course: Path, tmp_path: Path):
+    """Two fresh copies of a released course (its gradebook holds the release only): local, cluster."""
+    copies = tmp_path / "local", tmp_path / "cluster"
+    for target in copies:
+        shutil.copytree(course, target, ignore=shutil.ignore_patterns("submitted", "autograded", "feedback"))
+    return copies
+
+
+def test_the_01_mlp_samples_get_the_same_grades_as_local_jobs(released, backend, ready, tmp_path):
+    samples = REPO / "autograder" / "samples" / "01_mlp"
     expected = {s: i["expected_score"] for s, i in yaml.safe_load((samples / "expected.yml").read_text())["students"].items()}
-    local = autograde(root, "01_mlp", samples, jobs=2, progress=False, force=True, sandbox=backend)
-    local_scores = cell_scores(root, "01_mlp")
-    remote = autograde(root, "01_mlp", samples, progress=False, force=True, sandbox=backend, cluster=ready)
+    here, there = _copies(released("01_mlp"), tmp_path)
+    local = autograde(here, "01_mlp", samples, jobs=2, progress=False, sandbox=backend)
+    remote = autograde(there, "01_mlp", samples, progress=False, sandbox=backend, cluster=ready)
     assert not remote.failed and not local.failed, remote.summary()
-    assert cell_scores(root, "01_mlp") == local_scores
-    assert _totals(root, "01_mlp") == pytest.approx(expected)
+    assert cell_scores(there, "01_mlp") == cell_scores(here, "01_mlp")
+    assert _totals(there, "01_mlp") == pytest.approx(expected)
     assert remote.jobs == 2 and [o.student for o in remote.outcomes] == sorted(expected)
 
 
@@ -78,14 +87,14 @@ def test_a_corpus_subset_gets_the_same_grades_and_failures_as_local_jobs(bench, 
     monkeypatch.setattr(corpus, "cases", lambda root, sandbox=True: [
         c for c in everything(root, sandbox) if c.student in SUBSET])
     cases = corpus.build(tmp_path / "submissions", root=bench, sandbox=mode == "bubblewrap")
-    local = autograde(bench, corpus.ASSIGNMENT, tmp_path / "submissions", jobs=2, progress=False, sandbox=backend)
-    local_scores = cell_scores(bench, corpus.ASSIGNMENT)
-    remote = autograde(bench, corpus.ASSIGNMENT, tmp_path / "submissions", progress=False, force=True,
-                       sandbox=backend, cluster=ready)
-    assert cell_scores(bench, corpus.ASSIGNMENT) == local_scores
+    here, there = _copies(bench, tmp_path)  # the gradebook of ``bench`` holds the release only
+    local = autograde(here, corpus.ASSIGNMENT, tmp_path / "submissions", jobs=2, progress=False, sandbox=backend)
+    remote = autograde(there, corpus.ASSIGNMENT, tmp_path / "submissions", progress=False, sandbox=backend,
+                       cluster=ready)
+    assert cell_scores(there, corpus.ASSIGNMENT) == cell_scores(here, corpus.ASSIGNMENT)
     assert {o.student for o in remote.failed} == {o.student for o in local.failed} == \
         {c.student for c in cases.values() if c.failed}
-    scores = cell_scores(bench, corpus.ASSIGNMENT)
+    scores = cell_scores(there, corpus.ASSIGNMENT)
     for student, case in cases.items():
         got = {cell: scores.get(student, {}).get(cell, (None, None))[0] for cell in corpus.TESTS}
         assert got == case.expected, (student, remote.summary())
