@@ -2,6 +2,7 @@
 
     python autograder/benchmark.py                 # 40 submissions of the bench assignment, 2 jobs
     python autograder/benchmark.py --students 20 --jobs 2 --keep /tmp/bench-run
+    python autograder/benchmark.py --cluster       # --jobs 2 against `--cluster` on a LocalCluster of 2 workers
 
 Both graders get their own copy of the bench course (autograder/bench), released once. The
 submissions mix the solution, the untouched release and honest mistakes (no stderr output, which
@@ -75,10 +76,11 @@ def run_stock(course: Path, subs: Path) -> float:
     return seconds
 
 
-def run_lepton(course: Path, subs: Path, jobs: int) -> float:
+def run_lepton(course: Path, subs: Path, jobs: int, cluster: str | None = None) -> float:
     began = time.monotonic()
+    where = ["--cluster", cluster] if cluster else ["--jobs", str(jobs)]
     result = subprocess.run([str(Path(sys.executable).parent / "lepton"), "--root", str(course), "autograde",
-                             ASSIGNMENT, "--submissions", str(subs), "--jobs", str(jobs), "--quiet"],
+                             ASSIGNMENT, "--submissions", str(subs), *where, "--quiet"],
                             capture_output=True, text=True)
     seconds = time.monotonic() - began
     if result.returncode != 0 or "failed 0" not in result.stdout:
@@ -109,15 +111,45 @@ def startup_overhead(course: Path, repeats: int = 5) -> tuple[float, float]:
     return statistics.median(times["bubblewrap"]), statistics.median(times["none"])
 
 
+def compare_cluster(work: Path, count: int, jobs: int) -> int:
+    """Submissions per minute: local ``--jobs N`` against ``--cluster`` on a LocalCluster of N worker processes
+    (one thread each; the cluster is started before the clock runs). Both gradebooks must agree."""
+    from distributed import LocalCluster
+
+    local, remote = copy_course(work / "local"), copy_course(work / "cluster")
+    release(local, [ASSIGNMENT])
+    for item in ("release", "gradebook.db"):
+        (shutil.copytree if (local / item).is_dir() else shutil.copy)(local / item, remote / item)
+    subs = work / "submissions"
+    students = submissions(local, subs, count)
+    print(f"{len(students)} submissions of {ASSIGNMENT}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
+    t_local = run_lepton(local, subs, jobs)
+    with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        t_cluster = run_lepton(remote, subs, jobs, cluster=cluster.scheduler_address)
+    rate_local, rate_cluster = 60 * len(students) / t_local, 60 * len(students) / t_cluster
+    print(f"lepton autograde --jobs {jobs}:                         {t_local:6.1f} s  {rate_local:6.1f} submissions/min")
+    print(f"lepton autograde --cluster (LocalCluster, {jobs} workers): {t_cluster:6.1f} s  "
+          f"{rate_cluster:6.1f} submissions/min")
+    if cell_scores(local, ASSIGNMENT) != cell_scores(remote, ASSIGNMENT):
+        print("GRADES DIFFER between the local and the cluster run")
+        return 1
+    print(f"grades identical; cluster / local throughput: {rate_cluster / rate_local:.2f}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--keep", help="keep the courses in this folder (default: a temporary one, removed)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="compare --jobs N with --cluster on a LocalCluster of N workers (not stock nbgrader)")
     args = parser.parse_args(argv)
     work = Path(args.keep or tempfile.mkdtemp(prefix="lepton-benchmark-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
+        if args.cluster:
+            return compare_cluster(work, args.students, args.jobs)
         stock, ours = copy_course(work / "stock"), copy_course(work / "lepton")
         release(stock, [ASSIGNMENT])
         for item in ("release", "gradebook.db"):
