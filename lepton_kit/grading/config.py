@@ -45,7 +45,9 @@ def safe_url(url: str) -> str:
     try:
         from sqlalchemy.engine import make_url
 
-        return make_url(url).render_as_string(hide_password=True)
+        from urllib.parse import unquote
+
+        return unquote(make_url(url).render_as_string(hide_password=True))
     except Exception:  # not a URL SQLAlchemy can parse: name it as given
         return url
 
@@ -62,8 +64,8 @@ def unreachable(url: str, err: BaseException) -> GradebookUnavailable | None:
         return None
     why = (str(getattr(seen, "orig", None) or seen).strip().splitlines() or ["connection failed"])[0]
     return GradebookUnavailable(
-        f"gradebook database {safe_url(url)} unreachable ({why}): start the database server (or fix "
-        "LEPTON_DB_URL) and run the command again; graded submissions are kept and recorded then")
+        f"gradebook database {safe_url(url)} unreachable: start the database server (or fix LEPTON_DB_URL) "
+        f"and run the command again, graded submissions are kept; {why}")
 
 
 def gradebook(url: str):

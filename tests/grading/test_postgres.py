@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -181,7 +182,8 @@ def test_a_database_lost_mid_batch_is_reported_clearly_and_the_batch_resumes(fla
     output = first.stdout + first.stderr
     lost = [line for line in output.splitlines() if "unreachable" in line]
     assert lost, f"no student met the stopped server: {output[-3000:]}"
-    assert all("gradebook database postgresql://postgres@/outage" in line and "start the database server" in line
+    assert all(f"gradebook database postgresql://postgres@/outage?host={pg.socket} unreachable: start the database "
+               "server (or fix LEPTON_DB_URL) and run the command again, graded submissions are kept" in line
                for line in lost), lost
     assert "Traceback" not in output and "sqlalche.me" not in output, output[-3000:]
 
@@ -197,3 +199,33 @@ def test_a_database_lost_mid_batch_is_reported_clearly_and_the_batch_resumes(fla
     assert "failed 0" in again.stdout and "kept from an earlier run" in again.stdout, again.stdout
     assert totals(snapshot(url, "01_mlp")) == expected("01_mlp")
     shutil.rmtree(root / "submitted", ignore_errors=True)
+
+
+def test_a_students_record_is_one_transaction(pg, tmp_path):
+    """The connection dies between RECORD's ``record`` and ``commit``: nothing of the student stays
+    (nbgrader's own commits of a new student and submission only flushed)."""
+    import psycopg
+    from nbgrader.api import MissingEntry
+
+    from lepton_kit.grading.config import GradebookUnavailable
+    from lepton_kit.grading.pipeline import commit, late_penalty, record
+
+    url = pg.createdb("atomic")
+    course_with(tmp_path, "course", "01_mlp", url)
+    with gradebook(url) as gb:
+        nb = gb.find_assignment("01_mlp").notebooks[0]
+        scores = {nb.name: {cell.name: 0.0 for cell in nb.grade_cells if cell.cell_type == "code"}}
+        done = []
+        sub = SimpleNamespace(student="dave", timestamp=None, scores=scores, comments={}, ended=False)
+        batch = SimpleNamespace(gb=gb, assignment="01_mlp", state=SimpleNamespace(mark_done=done.append))
+        record(sub, batch)
+        late_penalty(sub, batch)
+        with psycopg.connect(dbname="postgres", user="postgres", host=str(pg.socket), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'atomic'")
+        with pytest.raises(GradebookUnavailable, match="run the command again"):
+            commit(sub, batch)
+        assert not done
+    with gradebook(url) as gb:
+        with pytest.raises(MissingEntry):
+            gb.find_student("dave")
+        assert not gb.find_assignment("01_mlp").submissions
