@@ -201,6 +201,18 @@ def test_a_database_lost_mid_batch_is_reported_clearly_and_the_batch_resumes(fla
     shutil.rmtree(root / "submitted", ignore_errors=True)
 
 
+def _record_job(gb, student, scores):
+    """A RECORD-ready submission and batch of 01_mlp on ``gb`` (``done`` lists committed students)."""
+    done = []
+    sub = SimpleNamespace(student=student, timestamp=None, scores=scores, comments={}, ended=False)
+    return sub, SimpleNamespace(gb=gb, assignment="01_mlp", state=SimpleNamespace(mark_done=done.append)), done
+
+
+def _zero_scores(gb) -> dict:
+    nb = gb.find_assignment("01_mlp").notebooks[0]
+    return {nb.name: {cell.name: 0.0 for cell in nb.grade_cells if cell.cell_type == "code"}}
+
+
 def test_a_students_record_is_one_transaction(pg, tmp_path):
     """The connection dies between RECORD's ``record`` and ``commit``: nothing of the student stays
     (nbgrader's own commits of a new student and submission only flushed)."""
@@ -213,11 +225,7 @@ def test_a_students_record_is_one_transaction(pg, tmp_path):
     url = pg.createdb("atomic")
     course_with(tmp_path, "course", "01_mlp", url)
     with gradebook(url) as gb:
-        nb = gb.find_assignment("01_mlp").notebooks[0]
-        scores = {nb.name: {cell.name: 0.0 for cell in nb.grade_cells if cell.cell_type == "code"}}
-        done = []
-        sub = SimpleNamespace(student="dave", timestamp=None, scores=scores, comments={}, ended=False)
-        batch = SimpleNamespace(gb=gb, assignment="01_mlp", state=SimpleNamespace(mark_done=done.append))
+        sub, batch, done = _record_job(gb, "dave", _zero_scores(gb))
         record(sub, batch)
         late_penalty(sub, batch)
         with psycopg.connect(dbname="postgres", user="postgres", host=str(pg.socket), autocommit=True) as admin:
@@ -229,3 +237,35 @@ def test_a_students_record_is_one_transaction(pg, tmp_path):
         with pytest.raises(MissingEntry):
             gb.find_student("dave")
         assert not gb.find_assignment("01_mlp").submissions
+
+
+def test_a_student_added_by_a_concurrent_batch_is_retried(pg, tmp_path):
+    """Two batches record a new student at once: the second waits for the first's commit, meets
+    the unique student id, and records again (nbgrader alone would fail it with InvalidEntry)."""
+    from lepton_kit.grading.pipeline import commit, record
+
+    url = pg.createdb("race")
+    course_with(tmp_path, "course", "01_mlp", url)
+    with gradebook(url) as first, gradebook(url) as second:
+        sub1, batch1, done1 = _record_job(first, "erin", _zero_scores(first))
+        sub2, batch2, done2 = _record_job(second, "erin", _zero_scores(second))
+        record(sub1, batch1)                     # erin inserted, not committed
+        errors = []
+
+        def other():
+            try:
+                record(sub2, batch2)             # waits on erin's row until the first commits
+                commit(sub2, batch2)
+            except Exception as err:  # reported below
+                errors.append(err)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        time.sleep(1.0)
+        assert thread.is_alive(), f"the second batch did not wait for the first: {errors}"
+        commit(sub1, batch1)
+        thread.join(timeout=60)
+        assert not errors, errors
+        assert done1 == [sub1] and done2 == [sub2]
+    with gradebook(url) as gb:
+        assert [s.student_id for s in gb.find_assignment("01_mlp").submissions] == ["erin"]
