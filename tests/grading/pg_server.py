@@ -59,7 +59,11 @@ class PgServer:
             for path in (self.home, self.socket):
                 os.chown(path, user.pw_uid, user.pw_gid)
             self._as = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
-        self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        try:
+            self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        except BaseException:
+            shutil.rmtree(self.home, ignore_errors=True)
+            raise
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(f"\nlisten_addresses = ''\nunix_socket_directories = '{self.socket}'\n"
                        "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
