@@ -33,10 +33,16 @@ def find_bindir() -> Path | None:
 
 
 def bindir_or_skip() -> Path:
-    """The server binaries; a skip with the reason locally, a failure when ``CI`` is set."""
-    found = find_bindir()
+    """The server binaries (and the psycopg 3 driver); a skip with the reason locally, a failure
+    when ``CI`` is set."""
+    import importlib.util
+
+    found, why = find_bindir(), ""
     if found is None:
         why = "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install -y postgresql"
+    elif importlib.util.find_spec("psycopg") is None:
+        why = "the PostgreSQL driver psycopg 3 is not installed: pip install 'psycopg[binary]'"
+    if why:
         if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
             pytest.fail(f"CI: {why}", pytrace=False)
         pytest.skip(why)
