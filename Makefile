@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONWARNINGS := ignore::DeprecationWarning
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install sandbox browser lab test-e2e demo test test-fast release run lessons gpu lock clean
+.PHONY: install sandbox browser postgres lab test-e2e demo test test-fast release run lessons gpu lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ sandbox:
 ## chromium: the browser of the browser tests (tests/e2e, Playwright drives the system browser offline)
 browser:
 	@[ -x /usr/bin/chromium ] || { if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+
+## PostgreSQL: the server the gradebook tests start and stop (tests/grading/test_postgres.py)
+postgres:
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { if [ "$$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql; else sudo apt-get update -qq && sudo apt-get install -y -qq postgresql; fi; }
 
 install: $(STAMP) sandbox
 

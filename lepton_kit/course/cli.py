@@ -94,6 +94,10 @@ def cmd_autograde(args) -> int:
                       sandbox=False if args.no_sandbox else None, progress=not args.quiet,
                       cluster=address(args.cluster))
     print(batch.summary())
+    lost = next((o.reason for o in batch.failed if "GradebookUnavailable: " in (o.reason or "")), None)
+    if lost:  # the rest is kept: running the command again grades only what was not recorded
+        print(f"lepton autograde: error: {lost.split('GradebookUnavailable: ', 1)[1]}", file=sys.stderr)
+        return 2
     return 0
 
 

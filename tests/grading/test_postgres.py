@@ -186,6 +186,7 @@ def test_a_database_lost_mid_batch_is_reported_clearly_and_the_batch_resumes(fla
                "server (or fix LEPTON_DB_URL) and run the command again, graded submissions are kept" in line
                for line in lost), lost
     assert "Traceback" not in output and "sqlalche.me" not in output, output[-3000:]
+    assert first.returncode == 2 and "lepton autograde: error: gradebook database" in first.stderr, first.stderr
 
     down = lepton(root, "grades", url=url)  # opening the gradebook while the server is down
     assert down.returncode == 2 and down.stderr.count("\n") == 1, down.stderr
