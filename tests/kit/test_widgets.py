@@ -28,6 +28,7 @@ def draw_curve(optimizer="adam", lr=0.1, steps=100):
 
 @pytest.fixture(autouse=True)
 def _close_figures():
+    plt.close("all")  # figures other tests left open would count as the explorer's
     yield
     plt.close("all")
 
