@@ -47,11 +47,11 @@ demo: install release run
 	$(BIN)/lepton report
 	@echo "open build/report/index.html"
 
-## The whole suite (what CI runs): every notebook, every sample and common mistake graded (about 37 min on 2 cores).
+## The whole suite (what CI runs): every notebook, every sample and common mistake graded, browser, cluster and PostgreSQL tests (about 19 min on 2 cores).
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=10
 
-## What to run while working: everything not marked slow (about 4 min on 2 cores).
+## What to run while working: everything not marked slow (about 1 min on 2 cores).
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow"
 
