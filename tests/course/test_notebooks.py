@@ -99,3 +99,6 @@ def _nbval(tmp_path, stored: str, printed: str) -> int:
 def test_nbval_forgives_training_digits_but_not_changed_text(tmp_path):
     assert _nbval(tmp_path, "test accuracy 0.894 after 8 epochs", "test accuracy 0.905 after 8 epochs") == 0
     assert _nbval(tmp_path, "test accuracy 0.894", "train accuracy 0.894") != 0
+    assert _nbval(tmp_path, "stopped after 30 epochs, best epoch 20", "stopped after 27 epochs, best epoch 17") == 0
+    assert _nbval(tmp_path, "dropout   0.912   -0.004   30", "dropout   0.915   +0.001   27") == 0
+    assert _nbval(tmp_path, "stopped after 30 epochs", "stopped before 30 epochs") != 0
