@@ -145,7 +145,7 @@ def _explorer_class():
         def __init__(self, draw, controls):
             self.draw, self.controls = draw, controls
             self.output = w.Output()
-            self.redraws, self.seconds, self.png, self.layout = 0, 0.0, b"", None
+            self.redraws, self.seconds, self.png, self.positions = 0, 0.0, b"", None
             super().__init__(children=[*controls.values(), self.output])
             self.redraw()  # the first view: errors in draw surface here, in the cell that built it
             for control in controls.values():
@@ -157,8 +157,8 @@ def _explorer_class():
 
         def redraw(self):
             began = time.perf_counter()
-            self.png, layout = _png(self.draw, self.values, self.layout)
-            self.layout = self.layout or layout
+            self.png, positions = _png(self.draw, self.values, self.positions)
+            self.positions = self.positions or positions
             self.output.outputs = ({"output_type": "display_data", "metadata": {},
                                     "data": {"image/png": base64.b64encode(self.png).decode("ascii"),
                                              "text/plain": self.describe()}},)
