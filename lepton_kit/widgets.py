@@ -125,7 +125,7 @@ def _png(draw, values, layout=None) -> tuple[bytes, list]:
     buffer = io.BytesIO()
     try:
         if layout and len(layout) == len(fig.axes):
-            fig.set_layout_engine("none")
+            fig.set_layout_engine(None)  # "none" keeps a placeholder engine: savefig would lay out twice
             for ax, position in zip(fig.axes, layout):
                 ax.set_position(position)
         fig.savefig(buffer, format="png", dpi=80, pil_kwargs={"compress_level": 1})
@@ -310,6 +310,11 @@ def quiz(*questions, title: str = "Self-check"):
 
 
 def _feedback(question, given) -> str:
+    if question.kind == "number":
+        try:
+            float(given)
+        except (TypeError, ValueError):
+            return f"{given!r} is not a number: type one, e.g. 0.5 or 1e-3."
     if question.is_right(given):
         return f"Correct. {question.explain}".strip()
     return 'Not quite. Try again, or press "Show answer".'

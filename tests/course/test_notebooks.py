@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -69,13 +70,22 @@ def test_run_reports_a_failing_notebook_without_stopping(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson", sorted((REPO / "notebooks").glob("*.ipynb")), ids=_key)
-def test_lesson_matches_its_stored_outputs_with_nbval(lesson):
-    """nbval: every cell runs and prints what is stored; numbers training produces are sanitized."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+def test_lesson_matches_its_stored_outputs_with_nbval(lesson, tmp_path):
+    """nbval: every cell runs and prints what is stored; numbers training produces are sanitized. Then, in the
+    same kernel, every explorer's controls are moved: each move changes the picture, redraws are fast."""
+    report = tmp_path / "explorers.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+           "LEPTON_EXPLORER_REPORT": str(report)}
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
                              "-p", "nbval_lepton", "--nbval", "--nbval-sanitize-with", str(HERE / "nbval_sanitize.cfg"),
                              str(lesson)], cwd=REPO, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout[-4000:]
+    explorers = json.loads(report.read_text())
+    assert explorers, f"{_key(lesson)} builds no explorer"
+    for explorer in explorers:  # the figures, in the test's output
+        wall = sorted(m["seconds"] for m in explorer["moves"])
+        print(f"{_key(lesson)}: {explorer['explorer']}: {len(wall)} moves, redraw median {wall[len(wall) // 2]:.3f} s, "
+              f"max {wall[-1]:.3f} s (wall clock)")
 
 
 def _nbval(tmp_path, stored: str, printed: str) -> int:
@@ -102,3 +112,26 @@ def test_nbval_forgives_training_digits_but_not_changed_text(tmp_path):
     assert _nbval(tmp_path, "stopped after 30 epochs, best epoch 20", "stopped after 27 epochs, best epoch 17") == 0
     assert _nbval(tmp_path, "dropout   0.912   -0.004   30", "dropout   0.915   +0.001   27") == 0
     assert _nbval(tmp_path, "stopped after 30 epochs", "stopped before 30 epochs") != 0
+
+
+LESSONS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+def _shown(cell) -> list[str]:
+    return [o.get("data", {}).get("text/plain", "") for o in cell.get("outputs", []) if o.get("output_type") in
+            ("execute_result", "display_data")]
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=_key)
+def test_every_lesson_has_an_explorer_and_ends_with_a_self_check_quiz(lesson):
+    """Stored as a reader without a kernel sees it: each explorer's figure and sentence, the quiz's questions."""
+    code = [c for c in nbformat.read(lesson, 4).cells if c.cell_type == "code"]
+    explorers = [c for c in code if re.search(r"^explore\(", c.source, re.M)]
+    assert explorers, "no explorer: a lesson needs one where moving a control teaches something"
+    for cell in explorers:
+        (out,) = [o for o in cell.outputs if o.get("output_type") == "execute_result"]
+        assert out.data["text/plain"].startswith("explorer of ") and out.data.get("image/png"), cell.source[-200:]
+        assert "application/vnd.jupyter.widget-view+json" not in out.data, "stored without its static view only"
+    assert re.search(r"^quiz\(", code[-1].source, re.M), "the last code cell must be the self-check quiz"
+    (text,) = _shown(code[-1])
+    assert re.match(r"Self-check \(\d+ questions?\): run the notebook to answer them\.", text)
