@@ -65,7 +65,7 @@ test-e2e: install browser
 
 ## Re-execute the lesson notebooks in place (their stored outputs are what nbval compares), without progress bars.
 lessons: install
-	for nb in notebooks/*.ipynb; do LEPTON_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace --KernelManager.transport_encryption=auto $$nb || exit 1; done
+	for nb in notebooks/*.ipynb; do LEPTON_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace --KernelManager.transport_encryption=auto --ExecutePreprocessor.store_widget_state=False $$nb || exit 1; done
 
 ## Every notebook in the full profile, on the GPU when there is one; the summary names the device.
 gpu: install
