@@ -57,7 +57,7 @@ test-fast: install
 
 ## JupyterLab in the course (formgrader and the nbgrader toolbar; jupyter-config/ encrypts kernel traffic).
 lab: install
-	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config" $(BIN)/jupyter lab
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config" JUPYTER_PATH="$(CURDIR)/jupyter-data" $(BIN)/jupyter lab
 
 ## The browser tests alone (JupyterLab and formgrader in chromium; screenshots in build/e2e/index.html).
 test-e2e: install browser

@@ -55,7 +55,8 @@ def course(tmp_path_factory, mode):
 
 @pytest.fixture(scope="module")
 def lab(course, start_lab):
-    return start_lab(course, name="instructor")
+    return start_lab(course, name="instructor",  # as `make lab` starts it
+                     env={"JUPYTER_CONFIG_PATH": str(REPO / "jupyter-config"), "JUPYTER_PATH": str(REPO / "jupyter-data")})
 
 
 def grades(root, tmp_path):
@@ -107,8 +108,14 @@ def test_gradebook_and_a_manual_grade_reach_lepton_grades(lab, course, page, tmp
         score.press("Tab")                                                # change -> saved
     assert saved.value.ok, saved.value.status
     assert score.input_value() == "1.5"
+    # formulas typeset offline, by the MathJax the server itself serves (jupyter_server_mathjax), not a CDN
+    page.wait_for_function("() => window.MathJax && MathJax.isReady && document.querySelectorAll("
+                           "'.MathJax, .MathJax_Display, .MathJax_CHTML').length > 5", timeout=60_000, polling=250)
+    sources = page.eval_on_selector_all("script[src]", "els => els.map(e => e.src)")
+    assert any("/static/jupyter_server_mathjax/MathJax.js" in s for s in sources), sources
+    assert not [s for s in sources if "cdnjs" in s or "cdn." in s], sources
     shot(page, "7b-formgrader-manual-grade", "Formgrader's grading view: 1.5 of 2 points entered for alice's "
-         "written answer (saved).")
+         "written answer (saved); formulas typeset by the server's own MathJax (offline).")
 
     row = next(r for r in grades(course, tmp_path) if "alice" in r.values())
     changed = {k: (before.get(k), v) for k, v in row.items() if before.get(k) != v}

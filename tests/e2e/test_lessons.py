@@ -130,15 +130,16 @@ def test_each_explorer_reacts_to_a_control_and_the_quiz_answers(lab, browser, le
 
         quiz = cell.nth(quizzes[-1])
         _run_cell(page, quiz)
-        question = quiz.locator(".widget-radio-box").first
-        question.wait_for(timeout=KERNEL_TIMEOUT)
-        question.locator("input[type=radio]").first.check()
-        quiz.get_by_role("button", name="Check").first.click()
-        feedback = quiz.locator(".widget-html").filter(has_text=re.compile(r"^(Correct|Not quite)"))
-        feedback.first.wait_for(timeout=KERNEL_TIMEOUT)   # the kernel answers the click
-        said = feedback.first.inner_text()
-        quiz.get_by_role("button", name="Show answer").first.click()
-        quiz.locator(".widget-html").filter(has_text=re.compile(r"^Answer: ")).first.wait_for(timeout=KERNEL_TIMEOUT)
+        radios = quiz.locator(".widget-radio-box").first    # the first multiple-choice question
+        radios.wait_for(timeout=KERNEL_TIMEOUT)
+        question = radios.locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][1]")  # its box: text, options, buttons, feedback
+        radios.locator("input[type=radio]").first.check()
+        question.get_by_role("button", name="Check").click()
+        feedback = question.locator(".widget-html").filter(has_text=re.compile(r"^(Correct|Not quite)"))
+        feedback.wait_for(timeout=KERNEL_TIMEOUT)   # the kernel answers the click
+        said = feedback.inner_text()
+        question.get_by_role("button", name="Show answer").click()
+        question.locator(".widget-html").filter(has_text=re.compile(r"^Answer: ")).wait_for(timeout=KERNEL_TIMEOUT)
         quiz.scroll_into_view_if_needed()
         shot(page, f"lesson{stem}-quiz", f"{lesson}, the self-check quiz: first option checked "
              f"({said[:60]!r}), then Show answer.")
