@@ -86,3 +86,44 @@ def gradient_check(f, x, analytic_grad, eps=1e-5, tol=1e-6, name="gradient"):
     if not err <= tol:
         raise AssertionError(f"{name} disagrees with the numerical gradient: relative error {err:.2e} > {tol:.0e}.")
     return err
+
+
+def check_own_work(func, forbidden, name=None):
+    """Fail when ``func`` reaches a function of the ``forbidden`` module(s) instead of doing the exercise itself.
+
+    Looks at every global name the function's code (nested functions and lambdas included) uses, and at
+    ``import`` statements inside it: a name bound to an object defined in a forbidden module (the kit's
+    own implementation of the exercise, ``torch.optim``, ``sklearn.metrics``) fails with a message.
+
+    >>> from math import sqrt
+    >>> def mine(x): return x ** 0.5
+    >>> def shortcut(x): return sqrt(x)
+    >>> check_own_work(mine, "math")
+    >>> check_own_work(shortcut, "math")
+    Traceback (most recent call last):
+    AssertionError: shortcut uses sqrt from math: write it yourself, this exercise is about how it works
+    """
+    import types
+
+    forbidden = (forbidden,) if isinstance(forbidden, str) else tuple(forbidden)
+    name = name or getattr(func, "__name__", "the function")
+
+    def banned(module):
+        return isinstance(module, str) and any(module == f or module.startswith(f + ".") for f in forbidden)
+
+    def codes(code):
+        yield code
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                yield from codes(const)
+
+    scope = {**vars(__import__("builtins")), **getattr(func, "__globals__", {})}
+    for code in codes(getattr(func, "__code__", None) or func.__call__.__code__):
+        for used in code.co_names:
+            if banned(used) or any(banned(".".join(used.split(".")[:i + 1])) for i in range(used.count("."))):
+                raise AssertionError(f"{name} imports {used}: write it yourself, this exercise is about how it works")
+            value = scope.get(used)
+            module = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+            if value is not None and banned(module):
+                raise AssertionError(f"{name} uses {used} from {module}: write it yourself, "
+                                     "this exercise is about how it works")
