@@ -18,6 +18,8 @@ $(FLOWER_STAMP): requirements-flower.txt pyproject.toml
 ## Flower simulation there: .venv-flower/bin/python -m lepton_kit.federated.flower_app --clients 10 --rounds 5
 flower: $(FLOWER_STAMP)
 
+## Re-pin requirements-flower.txt from .venv-flower (its comment lines kept).
 flower-lock:
-	$(FLOWER_BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//; s/^flwr==/flwr[simulation]==/' > requirements-flower.txt.new
-	{ sed -n '/^#/p' requirements-flower.txt; cat requirements-flower.txt.new; } > requirements-flower.txt.tmp && rm requirements-flower.txt.new && mv requirements-flower.txt.tmp requirements-flower.txt
+	{ sed -n '/^#/p' requirements-flower.txt; \
+	  $(FLOWER_BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//; s/^flwr==/flwr[simulation]==/'; \
+	} > requirements-flower.txt.new && mv requirements-flower.txt.new requirements-flower.txt

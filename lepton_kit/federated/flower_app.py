@@ -1,9 +1,10 @@
 """The same FedAvg run in Flower 1.42's simulation: a ClientApp around the kit's ``client_update``, Flower's own FedAvg.
 
 The parity check of :func:`lepton_kit.federated.simulate`: both train the same MLP on the same IID split of
-MNIST-1D with the same batches (``client_update`` draws them from ``(seed, server_round, partition-id)``), so the
-final global weights agree to rounding. Flower needs its own virtual environment (``make flower`` builds
-``.venv-flower``: flwr pins protobuf and rich below the course's), so ``flwr`` is imported only inside the
+MNIST-1D (:func:`lepton_kit.federated.task.mnist1d_task`, float64) with the same batches (``client_update``
+draws them from ``(seed, server_round, partition-id)``), so the final global weights agree to rounding.
+Flower needs its own virtual environment (``make flower`` builds ``.venv-flower``: flwr pins protobuf and
+rich below the course's), so ``flwr`` is imported only inside the
 functions that need it and this module stays importable, for its task, without it::
 
     .venv-flower/bin/python -m lepton_kit.federated.flower_app --clients 10 --rounds 5 --seed 0 --out result.npz
@@ -11,11 +12,11 @@ functions that need it and this module stays importable, for its task, without i
 prints one JSON line: ``{"seconds": ..., "startup_seconds": ..., "rounds": 5, ...}`` and writes the final global
 state (``name -> float64 array``) to ``--out``. Offline: Flower's telemetry and Ray's usage stats are switched off.
 
->>> task = build_task(num_clients=4, seed=0, num_samples=200)
+>>> task = build_task(num_clients=4, seed=0)
 >>> task.x.shape, len(task.parts), sum(len(p) for p in task.parts)
-((160, 40), 4, 160)
->>> [tuple(v.shape) for v in build_model(task.num_features, task.num_classes, seed=0).state_dict().values()]
-[(32, 40), (32,), (10, 32), (10,)]
+((4000, 40), 4, 4000)
+>>> {str(v.dtype) for v in task.model().state_dict().values()}
+{'torch.float64'}
 """
 from __future__ import annotations
 
@@ -24,47 +25,20 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 #: Local training of every client in every round (FedAvg's E, B and the SGD step size).
 LR, EPOCHS, BATCH_SIZE = 0.1, 1, 32
-#: MNIST-1D as ``lepton_kit.data.load("mnist1d")`` generates it by default: 4000 training signals of length 40.
-NUM_SAMPLES = 5000
-HIDDEN = 32
-
-
-@dataclass
-class Task:
-    """The training set (``x`` float64, ``y``), one index array per client, and the model's sizes."""
-
-    x: np.ndarray
-    y: np.ndarray
-    parts: list
-    num_features: int
-    num_classes: int
 
 
 @lru_cache(maxsize=4)
-def build_task(num_clients=10, seed=0, num_samples=NUM_SAMPLES):
-    """MNIST-1D's training split dealt IID over ``num_clients`` by ``partition_iid(y, num_clients, seed=seed)``."""
-    from lepton_kit.data import load
-    from lepton_kit.federated.partition import partition_iid
+def build_task(num_clients=10, seed=0):
+    """:func:`lepton_kit.federated.task.mnist1d_task` (IID), once per process: every Ray actor builds it once."""
+    from lepton_kit.federated.task import mnist1d_task
 
-    data = load("mnist1d", num_samples=num_samples)
-    x, y = data.x_train.astype(np.float64), data.y_train
-    return Task(x, y, partition_iid(y, num_clients, seed=seed), x.shape[1], data.num_classes)
-
-
-def build_model(num_features, num_classes, seed=0, hidden=HIDDEN):
-    """``Linear(d, 32) -> ReLU -> Linear(32, classes)`` in float64, initialised under ``torch.manual_seed(seed)``."""
-    import torch
-
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(num_features, hidden), torch.nn.ReLU(),
-                               torch.nn.Linear(hidden, num_classes)).double()
+    return mnist1d_task(num_clients=num_clients, seed=seed, split="iid", dtype="float64")
 
 
 def _offline():
@@ -93,8 +67,8 @@ def make_client_app():
         client = int(context.node_config["partition-id"])
         num_clients = int(context.node_config["num-partitions"])
         seed, server_round = int(config["seed"]), int(config["server-round"])
-        task = build_task(num_clients, seed, int(config["num-samples"]))
-        model = build_model(task.num_features, task.num_classes, seed)
+        task = build_task(num_clients, seed)
+        model = task.model()
         global_state = msg.content["arrays"].to_torch_state_dict()
         rows = task.parts[client]
         state, num_examples, loss = client_update(
@@ -145,19 +119,18 @@ def make_server_app(initial_state, *, num_clients, rounds, config, out):
     return app
 
 
-def run(num_clients=10, rounds=5, seed=0, *, num_samples=NUM_SAMPLES, lr=LR, epochs=EPOCHS, batch_size=BATCH_SIZE,
+def run(num_clients=10, rounds=5, seed=0, *, lr=LR, epochs=EPOCHS, batch_size=BATCH_SIZE,
         cpus_per_client=1.0, verbose=False):
     """Run the Flower simulation; return ``(final_state, timings)`` (state: name -> float64 array)."""
     _offline()
     started = time.perf_counter()
-    task = build_task(num_clients, seed, num_samples)
-    model = build_model(task.num_features, task.num_classes, seed)
+    model = build_task(num_clients, seed).model()
     initial_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     built = time.perf_counter()
 
     from flwr.simulation import run_simulation
 
-    config = {"seed": seed, "num-samples": num_samples, "lr": float(lr), "epochs": int(epochs),
+    config = {"seed": seed, "lr": float(lr), "epochs": int(epochs),
               "batch-size": int(batch_size)}
     out = {}
     backend_config = {"init_args": {"num_cpus": os.cpu_count() or 1, "num_gpus": 0, "include_dashboard": False,
@@ -192,11 +165,11 @@ def run(num_clients=10, rounds=5, seed=0, *, num_samples=NUM_SAMPLES, lr=LR, epo
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m lepton_kit.federated.flower_app", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lepton_kit.federated.flower_app",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--samples", type=int, default=NUM_SAMPLES, help="MNIST-1D signals generated (80%% train)")
     parser.add_argument("--lr", type=float, default=LR)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
@@ -204,7 +177,7 @@ def main(argv=None):
     parser.add_argument("--out", default="result.npz", help="the final global state, name -> float64 array")
     parser.add_argument("--verbose", action="store_true", help="Flower's and Ray's full logs")
     args = parser.parse_args(argv)
-    state, timings = run(args.clients, args.rounds, args.seed, num_samples=args.samples, lr=args.lr,
+    state, timings = run(args.clients, args.rounds, args.seed, lr=args.lr,
                          epochs=args.epochs, batch_size=args.batch_size, cpus_per_client=args.cpus_per_client,
                          verbose=args.verbose)
     np.savez(args.out, **state)

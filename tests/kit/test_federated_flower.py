@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FLOWER_PYTHON = ROOT / ".venv-flower" / "bin" / "python"
 CLIENTS, ROUNDS, SEED = 10, 3, 0
-MARK = "LEPTON_FLOWER_RUN"                      # set in the subprocess's environment: every process it starts inherits it
+MARK = "LEPTON_FLOWER_RUN"          # in the subprocess's environment: every process it starts inherits it
 RAY_DAEMONS = ("raylet", "gcs_server")
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flower")]
@@ -104,12 +104,13 @@ def test_flower_fedavg_matches_kit_simulate(flower_run, vectorize):
     import torch
 
     from lepton_kit.federated import FedAvg, simulate
-    from lepton_kit.federated.flower_app import BATCH_SIZE, EPOCHS, LR, build_model, build_task
+    from lepton_kit.federated.flower_app import BATCH_SIZE, EPOCHS, LR
+    from lepton_kit.federated.task import mnist1d_task
 
     flower_state, timing, _ = flower_run
     assert timing["rounds"] == ROUNDS
-    task = build_task(CLIENTS, SEED)
-    model = build_model(task.num_features, task.num_classes, SEED)
+    task = mnist1d_task(num_clients=CLIENTS, seed=SEED, split="iid", dtype="float64")
+    model = task.model()
     start = {k: v.detach().clone() for k, v in model.state_dict().items()}
     simulate(model, (task.x, task.y), task.parts, FedAvg(lr=LR, epochs=EPOCHS, batch_size=BATCH_SIZE),
              rounds=ROUNDS, fraction=1.0, seed=SEED, progress=False, vectorize=vectorize)
@@ -125,7 +126,7 @@ def test_flower_fedavg_matches_kit_simulate(flower_run, vectorize):
           f"Flower: {timing['seconds']:.1f} s, start-up {timing['startup_seconds']:.1f} s, "
           f"{timing['seconds_per_round']:.3f} s/round")
     assert diff <= 1e-6, f"Flower and the kit differ by {diff:.3g} after {ROUNDS} rounds"
-    assert torch.get_default_dtype() == torch.float32           # build_model did not change the global default
+    assert torch.get_default_dtype() == torch.float32           # the float64 model left the global default alone
 
 
 def test_flower_run_leaves_no_process(flower_run):
