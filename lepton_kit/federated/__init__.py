@@ -12,9 +12,9 @@ from lepton_kit.federated.partition import (label_histogram, partition_dirichlet
 from lepton_kit.federated.secagg import secure_sum
 from lepton_kit.federated.simulate import History, evaluate_state, rounds_to_target, simulate
 from lepton_kit.federated.strategy import (ClientFailure, ClientResult, DPFedAvg, FedAvg, FedMedian, FedProx, FedSGD,
-                                           FedTrimmedAvg, weighted_average)
+                                           FedTrimmedAvg, SecAggFedAvg, weighted_average)
 
 __all__ = ["ClientFailure", "ClientResult", "DPFedAvg", "FedAvg", "FedMedian", "FedProx", "FedSGD", "FedTrimmedAvg",
-           "History", "batch_schedule", "client_update", "evaluate_state", "label_histogram", "partition_dirichlet",
+           "History", "SecAggFedAvg", "batch_schedule", "client_update", "evaluate_state", "label_histogram", "partition_dirichlet",
            "partition_iid", "partition_shards", "plot_partition", "rounds_to_target", "secure_sum", "simulate",
            "weighted_average"]

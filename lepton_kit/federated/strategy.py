@@ -177,3 +177,32 @@ class DPFedAvg(FedAvg):
         from lepton_kit.federated.privacy import rdp_epsilon
 
         return rdp_epsilon(self.noise_multiplier, self.sample_rates, delta=delta)
+
+
+@dataclass
+class SecAggFedAvg(FedAvg):
+    """FedAvg whose server sees only masked updates: each client sends ``n_k · w_k`` under pairwise masks
+    (:func:`lepton_kit.federated.secagg.secure_sum`) and the server divides the unmasked sum by ``Σ n_k``.
+    Equal to FedAvg up to the fixed-point rounding (2⁻²⁴)."""
+
+    seed: int = 0
+
+    def aggregate(self, server_round, global_state, results, failures):
+        import numpy as np
+        import torch
+
+        from lepton_kit.federated.secagg import secure_sum
+
+        if not results:
+            return global_state
+        names = list(global_state)
+        flat = [np.concatenate([r.state[n].double().reshape(-1).numpy() * r.num_examples for n in names])
+                for r in results]
+        total = secure_sum(flat, seed=self.seed * 1_000_003 + server_round) / sum(r.num_examples for r in results)
+        out, start = {}, 0
+        for name in names:
+            value = global_state[name]
+            chunk = torch.from_numpy(total[start:start + value.numel()].copy()).reshape(value.shape)
+            out[name] = chunk.to(value.dtype) if value.is_floating_point() else chunk.round().to(value.dtype)
+            start += value.numel()
+        return out

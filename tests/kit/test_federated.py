@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lepton_kit.federated import (DPFedAvg, FedAvg, FedMedian, FedProx, FedSGD, FedTrimmedAvg, ClientResult,
+from lepton_kit.federated import (DPFedAvg, FedAvg, FedMedian, FedProx, FedSGD, FedTrimmedAvg, ClientResult, SecAggFedAvg,
                                   client_update, label_histogram, partition_dirichlet, partition_iid,
                                   partition_shards, rounds_to_target, secure_sum, simulate, weighted_average)
 from lepton_kit.federated.privacy import clip_update, rdp_epsilon, update_norm
@@ -196,3 +196,14 @@ def test_simulate_rejects_bad_input_clearly():
         simulate(mlp(), (x, y), [np.arange(50), np.array([], dtype=int)], FedAvg(), rounds=1, progress=False)
     with pytest.raises(ValueError, match="fraction"):
         simulate(mlp(), (x, y), partition_iid(y, 5), FedAvg(), rounds=1, fraction=0, progress=False)
+
+
+def test_secure_aggregation_strategy_equals_fedavg_up_to_fixed_point():
+    x, y = small_task(200)
+    parts = partition_dirichlet(y, 6, alpha=1.0, seed=0)        # unequal client sizes
+    states = []
+    for strategy in (FedAvg(lr=0.2, batch_size=10), SecAggFedAvg(lr=0.2, batch_size=10, seed=5)):
+        model = mlp()
+        simulate(model, (x, y), parts, strategy, rounds=2, fraction=1.0, progress=False)
+        states.append(model.state_dict())
+    assert 0 < max_diff(*states) < 1e-6
