@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PYTHONWARNINGS := ignore::DeprecationWarning
 export TF_CPP_MIN_LOG_LEVEL := 2
+include flower.mk
 
 .PHONY: install sandbox browser postgres lab test-e2e demo test test-fast release run lessons gpu lock clean
 
@@ -48,7 +49,8 @@ demo: install release run
 	@echo "open build/report/index.html"
 
 ## The whole suite (what CI runs): every notebook, every sample and common mistake graded, browser, cluster and PostgreSQL tests (about 19 min on 2 cores).
-test: install
+## Flower's parity and deployment tests run in .venv-flower (make flower, about 80 s once).
+test: install flower
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=10
 
 ## What to run while working: everything not marked slow (about 1 min on 2 cores).
