@@ -33,12 +33,33 @@ import numpy as np
 LR, EPOCHS, BATCH_SIZE = 0.1, 1, 32
 
 
+#: A folder where :func:`build_task` keeps the task it generated (unset: no cache). Flower's deployment engine
+#: starts a new ``flwr-clientapp`` process for every message, so without it every client regenerates MNIST-1D
+#: (seconds of CPU) in every round.
+TASK_CACHE_ENV = "LEPTON_FLOWER_TASK_CACHE"
+
+
 @lru_cache(maxsize=4)
 def build_task(num_clients=10, seed=0):
-    """:func:`lepton_kit.federated.task.mnist1d_task` (IID), once per process: every Ray actor builds it once."""
+    """:func:`lepton_kit.federated.task.mnist1d_task` (IID), once per process: every Ray actor builds it once;
+    with ``$LEPTON_FLOWER_TASK_CACHE`` set, once per machine (pickled there, written whole or not at all)."""
+    import pickle
+
     from lepton_kit.federated.task import mnist1d_task
 
-    return mnist1d_task(num_clients=num_clients, seed=seed, split="iid", dtype="float64")
+    folder = os.environ.get(TASK_CACHE_ENV, "")
+    path = os.path.join(folder, f"mnist1d-iid-float64-{int(num_clients)}-{int(seed)}.pkl") if folder else ""
+    if path and os.path.exists(path):
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    task = mnist1d_task(num_clients=num_clients, seed=seed, split="iid", dtype="float64")
+    if path:
+        os.makedirs(folder, exist_ok=True)
+        part = f"{path}.{os.getpid()}.part"
+        with open(part, "wb") as f:
+            pickle.dump(task, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(part, path)
+    return task
 
 
 def _offline():
@@ -85,8 +106,22 @@ def make_server_app(initial_state, *, num_clients, rounds, config, out):
     """A ServerApp running Flower's FedAvg (every client every round, no federated evaluation) for ``rounds``;
     the final global state (name -> numpy array) and the time at the end of each round land in the dict ``out``."""
     _offline()
-    from flwr.app import ArrayRecord, ConfigRecord
     from flwr.serverapp import ServerApp
+
+    app = ServerApp()
+
+    @app.main()
+    def main(grid, context):
+        _fedavg(grid, initial_state, num_clients=num_clients, rounds=rounds, config=config, out=out)
+
+    return app
+
+
+def _fedavg(grid, initial_state, *, num_clients, rounds, config, out):
+    """Flower's FedAvg on ``grid`` (every client every round, no federated evaluation) for ``rounds``; the final
+    global state (name -> numpy array) lands in ``out["state"]`` and the time at the end of each round in
+    ``out["ticks"]``."""
+    from flwr.app import ArrayRecord, ConfigRecord
     from flwr.serverapp.strategy import FedAvg
 
     class StrictFedAvg(FedAvg):
@@ -100,23 +135,60 @@ def make_server_app(initial_state, *, num_clients, rounds, config, out):
                                    "replied" + "".join(f"\n  {e}" for e in errors))
             return super().aggregate_train(server_round, replies)
 
+    strategy = StrictFedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=num_clients,
+                            min_available_nodes=num_clients)
+    ticks = out.setdefault("ticks", [])
+
+    def tick(server_round, arrays):          # called before round 1 and after every round
+        ticks.append((server_round, time.perf_counter()))
+        return None
+
+    result = strategy.start(grid=grid, initial_arrays=ArrayRecord(initial_state), num_rounds=rounds,
+                            train_config=ConfigRecord(config), evaluate_fn=tick)
+    out["state"] = {k: v.detach().cpu().numpy() for k, v in result.arrays.to_torch_state_dict().items()}
+
+
+def make_deploy_server_app():
+    """The ServerApp for Flower's deployment engine (``flwr run``, see ``flower_deploy/pyproject.toml``): the task,
+    the rounds and the training settings come from the run config (``num-partitions``, ``num-server-rounds``,
+    ``seed``, ``lr``, ``epochs``, ``batch-size``); the final global state is written with ``np.savez`` to the
+    run config's ``out`` when it is not empty (an absolute path on the SuperLink's machine)."""
+    _offline()
+    from flwr.serverapp import ServerApp
+
     app = ServerApp()
 
     @app.main()
     def main(grid, context):
-        strategy = StrictFedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=num_clients,
-                          min_available_nodes=num_clients)
-        ticks = out.setdefault("ticks", [])
-
-        def tick(server_round, arrays):          # called before round 1 and after every round
-            ticks.append((server_round, time.perf_counter()))
-            return None
-
-        result = strategy.start(grid=grid, initial_arrays=ArrayRecord(initial_state), num_rounds=rounds,
-                                train_config=ConfigRecord(config), evaluate_fn=tick)
-        out["state"] = {k: v.detach().cpu().numpy() for k, v in result.arrays.to_torch_state_dict().items()}
+        cfg = context.run_config
+        num_clients, seed = int(cfg["num-partitions"]), int(cfg["seed"])
+        model = build_task(num_clients, seed).model()
+        initial_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        config = {"seed": seed, "lr": float(cfg["lr"]), "epochs": int(cfg["epochs"]),
+                  "batch-size": int(cfg["batch-size"])}
+        out = {}
+        _fedavg(grid, initial_state, num_clients=num_clients, rounds=int(cfg["num-server-rounds"]), config=config,
+                out=out)
+        if str(cfg.get("out", "")):
+            target = str(cfg["out"])
+            np.savez(target + ".part.npz", **{k: np.asarray(v, dtype=np.float64) for k, v in out["state"].items()})
+            os.replace(target + ".part.npz", target)          # whole or absent: a reader never sees half a file
 
     return app
+
+
+def __getattr__(name):
+    """``client_app`` and ``server_app``, the module-level apps that ``flwr run`` names (PEP 562: built, and flwr
+    imported, on first access only, so that this module stays importable without Flower)."""
+    if name == "client_app":
+        client_app = make_client_app()
+        globals()[name] = client_app
+        return client_app
+    if name == "server_app":
+        server_app = make_deploy_server_app()
+        globals()[name] = server_app
+        return server_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run(num_clients=10, rounds=5, seed=0, *, lr=LR, epochs=EPOCHS, batch_size=BATCH_SIZE,
