@@ -76,6 +76,13 @@ def _live(proc):
         return False
 
 
+def cmdline(proc):
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def marked(token):
     """pid -> psutil.Process of every live process whose environment carries ``MARK=token``."""
     found = {}
@@ -90,9 +97,8 @@ def marked(token):
 
 def leftovers(token, ports):
     return {
-        "children": {p.pid: " ".join(p.cmdline())[:160] for p in psutil.Process().children(recursive=True)
-                     if _live(p)},
-        "marked": {pid: " ".join(p.cmdline())[:160] for pid, p in marked(token).items()},
+        "children": {p.pid: cmdline(p)[:160] for p in psutil.Process().children(recursive=True) if _live(p)},
+        "marked": {pid: cmdline(p)[:160] for pid, p in marked(token).items()},
         "ports": [port for port in ports if listening(port)],
     }
 
@@ -142,6 +148,17 @@ def tails(work, names, n=2500):
         text = path.read_text(errors="replace") if path.exists() else "(no log)"
         out.append(f"--- {name}.log (last {n} chars) ---\n{text[-n:]}")
     return "\n".join(out)
+
+
+def run_log(bin_dir, run_id, work, env, n=4000):
+    """The run's own log (the ServerApp's output, tracebacks included), as ``flwr log --show`` prints it."""
+    try:
+        shown = subprocess.run([str(bin_dir / "flwr"), "log", str(run_id), "lepton-local", "--show"], cwd=work,
+                               env=env, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+        return (shown.stdout + shown.stderr)[-n:]
+    except subprocess.TimeoutExpired:
+        return "(flwr log --show timed out)"
 
 
 def kit_final_state():
@@ -222,6 +239,7 @@ def test_flower_deployment_fedavg_matches_kit_simulate(tmp_path):
         assert answer["success"], answer
         figures["flwr_run_submit_s"] = round(time.monotonic() - submitted, 2)
 
+        server_seen, server_gone = False, None
         while not result.exists():
             for name, proc in procs.items():
                 if proc.poll() is not None:
@@ -230,7 +248,15 @@ def test_flower_deployment_fedavg_matches_kit_simulate(tmp_path):
             if time.monotonic() > deadline:
                 pytest.fail(f"no final state from run {answer['run-id']} after {time.monotonic() - began:.0f} s"
                             f"\n{tails(work, commands)}", pytrace=False)
-            time.sleep(0.25)
+            # the ServerApp's process ended without writing the state: the run failed, no need to wait for the deadline
+            server_up = any("flwr-serverapp" in cmdline(p) for p in marked(token).values())
+            server_seen |= server_up
+            server_gone = None if server_up else (server_gone or time.monotonic())
+            if server_seen and server_gone and time.monotonic() - server_gone > 3 and not result.exists():
+                pytest.fail(f"run {answer['run-id']}: the ServerApp ended without a final state; its log:\n"
+                            f"{run_log(bin_dir, answer['run-id'], work, env)}\n{tails(work, commands)}",
+                            pytrace=False)
+            time.sleep(0.5)
         figures["run_s"] = round(time.monotonic() - submitted, 2)
         with np.load(result) as saved:
             flower_state = {name: saved[name] for name in saved.files}
