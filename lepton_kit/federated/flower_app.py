@@ -42,22 +42,21 @@ TASK_CACHE_ENV = "LEPTON_FLOWER_TASK_CACHE"
 @lru_cache(maxsize=4)
 def build_task(num_clients=10, seed=0):
     """:func:`lepton_kit.federated.task.mnist1d_task` (IID), once per process: every Ray actor builds it once;
-    with ``$LEPTON_FLOWER_TASK_CACHE`` set, once per machine (pickled there, written whole or not at all)."""
-    import pickle
-
-    from lepton_kit.federated.task import mnist1d_task
+    with ``$LEPTON_FLOWER_TASK_CACHE`` set, once per machine (an .npz there, written whole or not at all)."""
+    from lepton_kit.federated.task import Task, mnist1d_task
 
     folder = os.environ.get(TASK_CACHE_ENV, "")
-    path = os.path.join(folder, f"mnist1d-iid-float64-{int(num_clients)}-{int(seed)}.pkl") if folder else ""
+    path = os.path.join(folder, f"mnist1d-iid-float64-{int(num_clients)}-{int(seed)}.npz") if folder else ""
     if path and os.path.exists(path):
-        with open(path, "rb") as f:
-            return pickle.load(f)
+        with np.load(path, allow_pickle=False) as f:   # arrays only: a planted file cannot run code
+            parts = np.split(f["part_rows"], np.cumsum(f["part_sizes"])[:-1])
+            return Task(f["x"], f["y"], f["x_test"], f["y_test"], parts, int(seed), "float64")
     task = mnist1d_task(num_clients=num_clients, seed=seed, split="iid", dtype="float64")
     if path:
         os.makedirs(folder, exist_ok=True)
-        part = f"{path}.{os.getpid()}.part"
-        with open(part, "wb") as f:
-            pickle.dump(task, f, protocol=pickle.HIGHEST_PROTOCOL)
+        part = f"{path}.{os.getpid()}.part.npz"
+        np.savez(part, x=task.x, y=task.y, x_test=task.x_test, y_test=task.y_test,
+                 part_rows=np.concatenate(task.parts), part_sizes=np.array([len(p) for p in task.parts]))
         os.replace(part, path)
     return task
 
