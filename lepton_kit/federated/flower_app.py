@@ -65,6 +65,7 @@ def _offline():
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DISABLE_DOCKER_CPU_WARNING", "1")
+    os.environ["MPLBACKEND"] = "Agg"   # a Jupyter kernel's inline backend is unknown to .venv-flower's matplotlib
 
 
 def make_client_app():
