@@ -33,7 +33,7 @@ install: $(STAMP) sandbox
 release: install
 	$(BIN)/lepton release
 
-run: install
+run: install flower
 	$(BIN)/lepton run --profile ci --output build/run --check-targets
 
 ## The main job: release, execute every notebook (ci profile), autograde the sample submissions in
@@ -66,11 +66,11 @@ test-e2e: install browser
 	$(BIN)/python -m pytest tests/e2e -q --durations=0
 
 ## Re-execute the lesson notebooks in place (their stored outputs are what nbval compares), without progress bars.
-lessons: install
+lessons: install flower
 	for nb in notebooks/*.ipynb; do LEPTON_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace --KernelManager.transport_encryption=auto --ExecutePreprocessor.store_widget_state=False $$nb || exit 1; done
 
 ## Every notebook in the full profile, on the GPU when there is one; the summary names the device.
-gpu: install
+gpu: install flower
 	$(BIN)/lepton run --profile full --output build/full
 	$(BIN)/python -m lepton_kit.course.results build/full/summary.json
 
