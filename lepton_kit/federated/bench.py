@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-FLOWER_PYTHON = ROOT / ".venv-flower" / "bin" / "python"
+from lepton_kit.federated.flower_app import FLOWER_PYTHON, ROOT
 
 
 def simulator_vs_loop(*, clients=100, fraction=0.1, rounds=20, epochs=5, batch_size=10, lr=0.05, seed=0):

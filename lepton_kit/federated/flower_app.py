@@ -26,8 +26,13 @@ import os
 import sys
 import time
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+
+#: The checkout this package lives in, and the interpreter of its Flower virtualenv (``make flower``).
+ROOT = Path(__file__).resolve().parents[2]
+FLOWER_PYTHON = ROOT / ".venv-flower" / "bin" / "python"
 
 #: Local training of every client in every round (FedAvg's E, B and the SGD step size).
 LR, EPOCHS, BATCH_SIZE = 0.1, 1, 32

@@ -95,15 +95,20 @@ def marked(token):
     return found
 
 
-def leftovers(token, ports):
+def own_children():
+    """pid -> command line of every live descendant of this process."""
+    return {p.pid: cmdline(p)[:160] for p in psutil.Process().children(recursive=True) if _live(p)}
+
+
+def leftovers(token, ports, children_before=()):
     return {
-        "children": {p.pid: cmdline(p)[:160] for p in psutil.Process().children(recursive=True) if _live(p)},
+        "children": {pid: c for pid, c in own_children().items() if pid not in children_before},
         "marked": {pid: cmdline(p)[:160] for pid, p in marked(token).items()},
         "ports": [port for port in ports if listening(port)],
     }
 
 
-def stop_all(procs, token, ports, grace=10.0):
+def stop_all(procs, token, ports, children_before, grace=10.0):
     """SIGTERM to every process group, SIGKILL to what is left after ``grace`` s, then the same to every process
     still carrying the marker; returns what is left after that (see :func:`leftovers`)."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
@@ -128,7 +133,7 @@ def stop_all(procs, token, ports, grace=10.0):
         if not any(proc.poll() is None for proc in procs.values()) and not marked(token):
             break
     deadline = time.monotonic() + 5                   # ports and zombies of grandchildren: a moment to clear
-    while any((left := leftovers(token, ports)).values()) and time.monotonic() < deadline:
+    while any((left := leftovers(token, ports, children_before)).values()) and time.monotonic() < deadline:
         time.sleep(0.25)
     return left
 
@@ -178,6 +183,7 @@ def test_flower_deployment_fedavg_matches_kit_simulate(tmp_path):
     bin_dir = flower_bin_or_skip()
     app_files = sorted(p.name for p in APP.iterdir())
     home_flwr = flwr_dir_state()
+    children_before = own_children()             # e.g. a resource tracker an earlier test in this worker started
     began = time.monotonic()
     deadline = began + BUDGET_S - 15                  # leaves the shutdown its time inside the budget
     work = tmp_path / "work"
@@ -262,7 +268,7 @@ def test_flower_deployment_fedavg_matches_kit_simulate(tmp_path):
             flower_state = {name: saved[name] for name in saved.files}
     finally:
         stopping = time.monotonic()
-        left = stop_all(procs, token, ports)
+        left = stop_all(procs, token, ports, children_before)
         figures["shutdown_s"] = round(time.monotonic() - stopping, 2)
         for log in logs:
             log.close()

@@ -52,6 +52,11 @@ def _alive(pid):
         return False
 
 
+def own_children():
+    """pid -> command line of every live descendant of this process."""
+    return {p.pid: " ".join(p.cmdline())[:200] for p in psutil.Process().children(recursive=True) if _live(p)}
+
+
 def ray_daemons():
     """pid -> command line of every live raylet / gcs_server on this machine."""
     found = {}
@@ -83,13 +88,13 @@ def flower_run(tmp_path_factory):
     env = {**os.environ, MARK: token, "FLWR_TELEMETRY_ENABLED": "0", "RAY_USAGE_STATS_ENABLED": "0",
            "PYTHONWARNINGS": "ignore"}
     daemons_before = ray_daemons()
+    children_before = own_children()        # e.g. a resource tracker an earlier test in this worker started
     done = subprocess.run([str(python), "-m", "lepton_kit.federated.flower_app", "--clients", str(CLIENTS),
                            "--rounds", str(ROUNDS), "--seed", str(SEED), "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"flower_app failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
     left = {
-        "children": {p.pid: " ".join(p.cmdline())[:200] for p in psutil.Process().children(recursive=True)
-                     if _live(p)},
+        "children": {pid: cmd for pid, cmd in own_children().items() if pid not in children_before},
         "ray_daemons": {pid: cmd for pid, cmd in ray_daemons().items() if pid not in daemons_before},
         "marked": marked(token),
     }
@@ -135,8 +140,7 @@ def test_flower_run_leaves_no_process(flower_run):
     deadline = time.monotonic() + 10                             # a grace period for exits already under way
     while any(left.values()) and time.monotonic() < deadline:
         time.sleep(0.5)
-        left = {"children": {p.pid: " ".join(p.cmdline())[:200] for p in psutil.Process().children(recursive=True)
-                             if _live(p)},
+        left = {"children": {pid: c for pid, c in left["children"].items() if _alive(pid)},
                 "ray_daemons": {pid: c for pid, c in left["ray_daemons"].items() if _alive(pid)},
                 "marked": {pid: c for pid, c in left["marked"].items() if _alive(pid)}}
     assert not any(left.values()), f"processes left behind by the Flower run: {left}"
