@@ -15,7 +15,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from lepton_kit.course.samples import load_mistakes, replaced, solved
+from lepton_kit.course.samples import replaced, solved
+from lepton_kit.grading.misconceptions import load_mistakes
 
 ROOT = Path(__file__).resolve().parents[1]
 

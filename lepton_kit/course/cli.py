@@ -145,6 +145,15 @@ def cmd_grades(args) -> int:
     return 0
 
 
+def mistake_counts(root: Path, assignments: list[str]) -> dict:
+    """{assignment: [(mistake, students whose failures match it)]} from the gradebook."""
+    from lepton_kit.grading import misconceptions
+    from lepton_kit.grading.config import gradebook, load_config
+
+    with gradebook(load_config(root).CourseDirectory.db_url) as gb:
+        return {a: misconceptions.counts(root, a, gb) for a in assignments}
+
+
 def cmd_report(args) -> int:
     from lepton_kit.course import report
     from lepton_kit.course.curriculum import load_course
@@ -155,7 +164,8 @@ def cmd_report(args) -> int:
     rows = grades(root) if (root / "gradebook.db").exists() else []
     summary = report.load_summary(Path(args.summary) if args.summary else root / "build" / "run" / "summary.json")
     path = report.write(Path(args.output) if args.output else root / "build" / "report" / "index.html", summary, rows,
-                        pass_mark=course["pass_mark"], categories=list(course["categories"]), root=root)
+                        pass_mark=course["pass_mark"], categories=list(course["categories"]), root=root,
+                        mistake_counts=mistake_counts(root, sorted({r["assignment"] for r in rows})) if rows else None)
     print(f"wrote {path}")
     return 0
 

@@ -129,11 +129,31 @@ def _course_root(path: Path, root):
         return None
 
 
+def mistakes_table(mistake_counts: dict) -> str:
+    """HTML: per assignment, the common mistakes that students' failures match and how many students each.
+
+    >>> bank = [({"id": "a", "exercise": "ex1", "description": "no row max"}, 2),
+    ...         ({"id": "b", "exercise": "ex1", "description": "mean, not sum"}, 0)]
+    >>> "no row max" in mistakes_table({"01_mlp": bank}), "mean, not sum" in mistakes_table({"01_mlp": bank})
+    (True, False)
+    """
+    rows = [{"assignment": assignment, "exercise": m["exercise"], "mistake": m["description"], "students": n}
+            for assignment, bank in mistake_counts.items()
+            for m, n in sorted(bank, key=lambda pair: -pair[1]) if n]
+    if not rows:
+        return ("<h2>Common mistakes</h2><p>No graded student's failures match a mistake in the assignments' "
+                "mistakes.yml.</p>")
+    return ("<h2>Common mistakes</h2><p>Students whose failures match each known mistake of the assignment "
+            "(source/&lt;assignment&gt;/mistakes.yml): what to go over again in class.</p>"
+            + _table(rows, ["assignment", "exercise", "mistake", "students"]))
+
+
 def write(path: Path, summary: dict | None, grade_rows: list[dict] | None, title="Lepton Kit report", *,
-          pass_mark: float, categories=None, root=None) -> Path:
+          pass_mark: float, categories=None, root=None, mistake_counts: dict | None = None) -> Path:
     """Write the HTML report; either part may be missing (it says so).
 
-    ``categories`` (course.yml's, in order) name the categories not graded yet; by default they come
+    ``mistake_counts`` ({assignment: [(mistake, students)]}, see
+    :func:`lepton_kit.grading.misconceptions.counts`) adds the common-mistakes table. ``categories`` (course.yml's, in order) name the categories not graded yet; by default they come
     from the gradebook rows. ``root`` is the course (by default the one around ``path``): when its
     ``build/e2e/index.html`` exists (the browser tests' screenshots), the report links to it.
     """
@@ -161,6 +181,8 @@ def write(path: Path, summary: dict | None, grade_rows: list[dict] | None, title
                      f"{html.escape(graded_so_far(grade_rows, categories))}. Each assignment: score / max score.</p>")
         parts.append(_table(table, columns))
         parts.append(f'<img alt="grade distribution" src="data:image/png;base64,{grade_histogram_png(grade_rows, pass_mark)}">')
+        if mistake_counts is not None:
+            parts.append(mistakes_table(mistake_counts))
     else:
         parts.append("<p>The gradebook is empty: <code>lepton autograde</code> fills it.</p>")
     style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;"

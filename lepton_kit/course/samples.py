@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from pathlib import Path
+
 
 MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) (SOLUTION|HIDDEN TESTS)[ \t]*\n?", re.MULTILINE)
 
@@ -48,15 +48,3 @@ def replaced(nb: dict, answers: dict) -> dict:
             raise KeyError(f"no solution cell {grade_id!r}; solution cells: {', '.join(cells)}")
         cells[grade_id]["source"] = source
     return nb
-
-
-def load_mistakes(path: Path) -> list[dict]:
-    """Read a ``mistakes.yml`` (id, exercise, description, code, loses) and check its fields."""
-    import yaml
-
-    entries = yaml.safe_load(Path(path).read_text()) or []
-    for entry in entries:
-        missing = {"id", "exercise", "description", "code", "loses"} - set(entry)
-        if missing:
-            raise ValueError(f"{path}: mistake {entry.get('id', '?')!r} lacks {', '.join(sorted(missing))}")
-    return entries

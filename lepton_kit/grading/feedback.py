@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import warnings
 from pathlib import Path
 
 MESSAGE_CHARS = 600
@@ -82,8 +83,22 @@ def _order(template, grade_id):
     return (0, ids.index(grade_id)) if grade_id in ids else (1, grade_id)
 
 
-def render(assignment: str, student: str, rows: list[dict], notes: list[str]) -> str:
-    """The feedback page (self-contained HTML)."""
+def _matches_html(matches: list[dict], lesson: str | None) -> str:
+    if not matches:
+        return ""
+    esc = html.escape
+    items = []
+    for m in matches:
+        reread = m.get("reread") or lesson
+        where = f" Reread: {esc(reread)}." if reread else ""
+        items.append(f"<li><b>{esc(m['description'])}</b> (failed: {esc(', '.join(m['loses']))}).{where}</li>")
+    return ("<h2>Your failures match a common mistake</h2><p>Each mistake below makes the tests listed fail, as "
+            f"yours do: compare it with your code.</p><ul>{''.join(items)}</ul>")
+
+
+def render(assignment: str, student: str, rows: list[dict], notes: list[str], matches: list[dict] = (),
+           lesson: str | None = None) -> str:
+    """The feedback page (self-contained HTML); ``matches``: the common mistakes the failures match."""
     esc = html.escape
     total = sum(r["score"] or 0 for r in rows)
     out_of = sum(r["max"] or 0 for r in rows)
@@ -108,7 +123,7 @@ tr.passed td:nth-child(3){{color:#060}}tr.failed td:nth-child(3){{color:#a00}}</
 <p>Score: <b>{total:g} / {out_of:g}</b></p>
 <table><tr><th>test</th><th>points</th><th>result</th><th>message</th></tr>
 {''.join(body)}
-</table>{notes_html}</body></html>
+</table>{_matches_html(matches, lesson)}{notes_html}</body></html>
 """
 
 
@@ -116,13 +131,20 @@ def write_feedback(root: Path, assignment: str, output: Path | None = None, stud
     """Write ``<output>/<student>/<assignment>/<assignment>.html`` for every graded student."""
     from nbgrader.api import MissingEntry
 
-    from lepton_kit.grading.restore import templates as load_templates
+    from lepton_kit.grading import misconceptions
     from lepton_kit.grading.config import gradebook, load_config
+    from lepton_kit.grading.restore import templates as load_templates
 
     root = Path(root)
     output = Path(output) if output else root / "feedback"
     state = root / "autograded" / ".lepton-state" / assignment
     written = []
+    try:
+        mistakes = misconceptions.course_mistakes(root, assignment)
+    except ValueError as err:      # a malformed bank costs the hints, never the feedback
+        warnings.warn(f"feedback without mistake hints: {err}", stacklevel=2)
+        mistakes = []
+    lesson = misconceptions.lesson_of(root, assignment)
     with gradebook(load_config(root).CourseDirectory.db_url) as gb:
         try:
             templates = load_templates(root, assignment, gb)
@@ -140,7 +162,8 @@ def write_feedback(root: Path, assignment: str, output: Path | None = None, stud
                 notes = list(problems.values()) + notes
             except (OSError, ValueError):
                 pass
-            page = render(assignment, student, _rows(root, assignment, student, gb, templates), notes)
+            matches = misconceptions.student_matches(root, assignment, gb, student, mistakes)
+            page = render(assignment, student, _rows(root, assignment, student, gb, templates), notes, matches, lesson)
             path = output / student / assignment / f"{assignment}.html"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(page)

@@ -5,6 +5,7 @@ the assignments are graded in parallel while each is released once per worker.
 """
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -20,8 +21,11 @@ from conftest import REPO
 from lepton_kit.course.grades import EXPORT_COLUMNS, cell_scores, grades, write_csv
 from lepton_kit.course.release import release
 from lepton_kit.grading.autograde import autograde
-from lepton_kit.grading.config import assignments, nbgrader
-from lepton_kit.course.samples import load_mistakes, replaced, solved
+from lepton_kit.grading import misconceptions
+from lepton_kit.grading.config import assignments, gradebook, load_config, nbgrader
+from lepton_kit.grading.feedback import write_feedback
+from lepton_kit.course.samples import replaced, solved
+from lepton_kit.grading.misconceptions import load_mistakes
 
 ASSIGNMENTS = assignments(REPO)
 WITH_SAMPLES = [a for a in ASSIGNMENTS if (REPO / "autograder/samples" / a).is_dir()]
@@ -142,6 +146,35 @@ def test_samples_get_their_expected_scores_and_each_common_mistake_loses_points(
         got = scores[f"mistake-{m['id']}"]
         kept = [cell for cell in m["loses"] if got[cell][0] > 0]
         assert not kept, f"mistake {m['id']} ({m['description']}) still earns points in {kept}"
+    _check_misconception_analytics(course, assignment, spec, mistakes)
+
+
+def _check_misconception_analytics(course, assignment, spec, mistakes):
+    """Each mistake's student is told that mistake (or a more specific one of the same exercise that their
+    failures also match); the solution and the release match nothing; a partial sample is told exactly its own
+    mistakes (none for what it left unanswered), on its feedback page too; the report counts them."""
+    with gradebook(load_config(course).CourseDirectory.db_url) as gb:
+        told = {s.student_id: misconceptions.student_matches(course, assignment, gb, s.student_id, mistakes)
+                for s in gb.assignment_submissions(assignment)}
+        tally = dict((m["id"], n) for m, n in misconceptions.counts(course, assignment, gb))
+    for m in mistakes:
+        got = told[f"mistake-{m['id']}"]
+        assert m in got or any(o["exercise"] == m["exercise"] and set(m["loses"]) < set(o["loses"]) for o in got), \
+            f"mistake {m['id']}: its student is told {[o['id'] for o in got]}"
+        assert tally[m["id"]] >= 1
+    for student, info in spec["students"].items():
+        ids = {m["id"] for m in told[student]}
+        if info["kind"] in ("solution", "release"):
+            assert not ids, f"{student} ({info['kind']}) is told of mistakes {ids}"
+        elif info.get("mistakes"):
+            assert set(info["mistakes"]) <= ids, f"{student} made {info['mistakes']}, is told {ids}"
+            assert not {m["exercise"] for m in told[student]} & set(info.get("unanswered", [])), \
+                f"{student}: an unanswered exercise matched a mistake"
+            (page,) = write_feedback(course, assignment, students=[student])
+            text = page.read_text()
+            assert "Your failures match a common mistake" in text
+            for m in told[student]:
+                assert html.escape(m["description"]) in text
 
 
 @pytest.mark.slow
@@ -186,6 +219,15 @@ def test_grades_csv_has_nbgrader_columns_and_course_grade(released, tmp_path):
     assert alice["provisional"] == "yes: nothing graded in project, skills"
     assert alice["tests_percent"] == alice["course_grade"] and alice["project_percent"] == ""
     assert by_student["bob"]["course_grade"] == "0.00" and by_student["bob"]["passed"] == "not yet"
+    from lepton_kit.course.cli import main
+
+    assert main(["--root", str(root), "report"]) == 0            # the common-mistakes table: carol's two at least
+    report = (root / "build" / "report" / "index.html").read_text()
+    assert "<h2>Common mistakes</h2>" in report
+    bank = {m["id"]: m for m in load_mistakes(root / "source" / "01_mlp" / "mistakes.yml")}
+    carol = yaml.safe_load((REPO / "autograder/samples/01_mlp/expected.yml").read_text())["students"]["carol"]
+    for mistake in carol["mistakes"]:
+        assert html.escape(bank[mistake]["description"]) in report
 
 
 @pytest.mark.xdist_group("grading-01_mlp")
