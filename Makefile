@@ -65,9 +65,11 @@ lab: install
 test-e2e: install browser
 	$(BIN)/python -m pytest tests/e2e -q --durations=0
 
-## Re-execute the lesson notebooks in place (their stored outputs are what nbval compares), without progress bars.
+## Re-execute the lesson notebooks in place (their stored outputs are what nbval compares), without progress bars,
+## and stamp each with the kit code it ran (make test fails on a lesson whose kit code changed since).
+## One lesson: make lessons LESSONS=notebooks/05_convolutional_networks.ipynb
 lessons: install flower
-	for nb in notebooks/*.ipynb; do LEPTON_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace --KernelManager.transport_encryption=auto --ExecutePreprocessor.store_widget_state=False $$nb || exit 1; done
+	for nb in $(or $(LESSONS),notebooks/*.ipynb); do LEPTON_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace --KernelManager.transport_encryption=auto --ExecutePreprocessor.store_widget_state=False $$nb && $(BIN)/python -m lepton_kit.course.staleness --stamp $$nb || exit 1; done
 
 ## Every notebook in the full profile, on the GPU when there is one; the summary names the device.
 gpu: install flower

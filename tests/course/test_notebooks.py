@@ -124,6 +124,16 @@ def _shown(cell) -> list[str]:
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=_key)
+def test_lesson_outputs_were_stored_by_the_kit_code_of_today(lesson):
+    """nbval compares text, not figures: a lesson whose kit code changed since `make lessons` stamped it
+    may show figures that the code no longer draws."""
+    from lepton_kit.course.staleness import describe, stale_modules
+
+    changed = stale_modules(lesson)
+    assert not changed, f"{lesson.relative_to(REPO)}: {describe(changed)}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=_key)
 def test_every_lesson_has_an_explorer_and_ends_with_a_self_check_quiz(lesson):
     """Stored as a reader without a kernel sees it: each explorer's figure and sentence, the quiz's questions."""
     nb = nbformat.read(lesson, 4)
