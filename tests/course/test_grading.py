@@ -70,7 +70,8 @@ def test_release_holds_no_solution_and_no_hidden_tests(assignment):
             for block in re.findall(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)\n(.*?)### END", cell.source, re.S):
                 if block.strip():
                     assert block.strip() not in released, f"release leaks: {block.strip()[:200]}"
-    assert not list((REPO / "release" / assignment).glob("mistakes.yml")), "mistakes.yml must not be released"
+    for name in ("mistakes.yml", "variants.yml"):
+        assert not list((REPO / "release" / assignment).glob(name)), f"{name} must not be released"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -115,7 +116,8 @@ def test_committed_samples_are_what_make_samples_builds(assignment, tmp_path):
 @pytest.mark.parametrize("assignment", per_assignment(ASSIGNMENTS))
 def test_samples_get_their_expected_scores_and_each_common_mistake_loses_points(released, assignment, tmp_path):
     """One batch per assignment: the samples (alice solved it, bob handed in the release, carol is
-    partial) and one student per common mistake, each the solution with that one mistake in it."""
+    partial), one student per common mistake, each the solution with that one mistake in it, and one per
+    correct variant (variants.yml), which must get full marks."""
     course = released(assignment)
     submissions = tmp_path / "submissions"
     samples = REPO / "autograder/samples" / assignment
@@ -123,11 +125,14 @@ def test_samples_get_their_expected_scores_and_each_common_mistake_loses_points(
     for student in spec["students"]:
         shutil.copytree(samples / student, submissions / student)
     mistakes = load_mistakes(REPO / "source" / assignment / "mistakes.yml")
+    variants_file = REPO / "source" / assignment / "variants.yml"      # correct answers written differently
+    variants = yaml.safe_load(variants_file.read_text()) if variants_file.exists() else []
     honest_id = next((s for s, info in spec["students"].items() if info["kind"] == "solution"), "honest")
     for path in (course / "release" / assignment).glob("*.ipynb"):
         honest = solved(nbformat.read(path, 4), nbformat.read(course / "source" / assignment / path.name, 4))
         students = {} if honest_id in spec["students"] else {honest_id: honest}
         students.update({f"mistake-{m['id']}": replaced(honest, {m["exercise"]: m["code"]}) for m in mistakes})
+        students.update({f"variant-{v['id']}": replaced(honest, {v["exercise"]: v["code"]}) for v in variants})
         for student, nb in students.items():
             target = submissions / student / assignment / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -146,6 +151,10 @@ def test_samples_get_their_expected_scores_and_each_common_mistake_loses_points(
         got = scores[f"mistake-{m['id']}"]
         kept = [cell for cell in m["loses"] if got[cell][0] > 0]
         assert not kept, f"mistake {m['id']} ({m['description']}) still earns points in {kept}"
+    for v in variants:
+        got = scores[f"variant-{v['id']}"]
+        lost = {cell: score for cell, score in got.items() if score[0] < score[1]}
+        assert not lost, f"the correct variant {v['id']} ({v['description']}) loses points in {lost}"
     _check_misconception_analytics(course, assignment, spec, mistakes)
 
 
