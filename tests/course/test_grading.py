@@ -75,6 +75,17 @@ def test_release_holds_no_solution_and_no_hidden_tests(assignment):
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_visible_tests_hold_no_reference_implementation(assignment):
+    """A reference the tests compare with (``_reference_epoch``, ``_mse_gradient_by_autograd``) is the
+    exercise's answer: it lives in hidden cells, and visible tests compare with values computed once."""
+    for path in (REPO / "release" / assignment).glob("*.ipynb"):
+        for cell in nbformat.read(path, 4).cells:
+            if cell.cell_type == "code" and _nbgrader(cell).get("grade") and not _nbgrader(cell).get("solution"):
+                found = re.findall(r"^\s*def (_reference\w*|\w*_by_autograd)\b", cell.source, re.M)
+                assert not found, f"{path.name}, {_nbgrader(cell)['grade_id']}: visible reference {found}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_source_notebooks_have_no_outputs_and_a_parameters_cell(assignment):
     for path in (REPO / "source" / assignment).glob("*.ipynb"):
         nb = nbformat.read(path, 4)
