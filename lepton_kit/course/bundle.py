@@ -11,11 +11,13 @@ import re
 import shutil
 from pathlib import Path
 
+from lepton_kit.grading.config import INSTRUCTOR_ONLY
+
 TEMPLATES = Path(__file__).with_name("student")
 FOLDERS = ("notebooks", "release")
 ENVIRONMENT = ("environment.yml", "requirements.lock")
 INSTRUCTOR_PACKAGES = ("course", "grading")       # wings of lepton_kit a student does not get
-JUNK = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc", "feedback", "mistakes.yml", "variants.yml")
+JUNK = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc", "feedback", *INSTRUCTOR_ONLY)
 # Sections of pyproject.toml naming what the student copy lacks: the `lepton` command, the test suite.
 DROPPED_SECTIONS = ("project.scripts", "tool.pytest.ini_options")
 

@@ -3,18 +3,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lepton_kit.grading.config import assignments, gradebook, load_config, nbgrader
+from lepton_kit.grading.config import assignments, gradebook, ignored, load_config, nbgrader
 
 
 def release(root: Path, ids=()) -> list[str]:
-    """``nbgrader generate_assignment`` for each assignment (all of source/ by default)."""
+    """``nbgrader generate_assignment`` for each assignment (all of source/ by default); the instructor-only
+    files (mistakes.yml, variants.yml, rubric.yml) stay behind whatever the course's ignore list says."""
     root = Path(root)
     ids = list(ids) or assignments(root)
     unknown = [a for a in ids if a not in assignments(root)]
     if unknown:
         raise ValueError(f"no such assignment under source/: {', '.join(unknown)}")
+    ignore = [f"--CourseDirectory.ignore={pattern}" for pattern in ignored(load_config(root))]
     for assignment_id in ids:
-        result = nbgrader(root, "generate_assignment", assignment_id, "--force")
+        result = nbgrader(root, "generate_assignment", assignment_id, "--force", *ignore)
         if result.returncode != 0:
             raise RuntimeError(f"nbgrader generate_assignment {assignment_id} failed:\n{result.stdout}{result.stderr}")
     return ids

@@ -93,6 +93,23 @@ def nbgrader_env() -> dict:
     return env
 
 
+# Files of source/<assignment>/ for the instructor only: never released, bundled or staged for a student.
+INSTRUCTOR_ONLY = ("mistakes.yml", "variants.yml", "rubric.yml")
+NBGRADER_IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]  # nbgrader's default
+
+
+def ignored(config) -> list:
+    """The course's ``CourseDirectory.ignore`` patterns (nbgrader's default when unset) plus :data:`INSTRUCTOR_ONLY`.
+
+    >>> from traitlets.config import Config
+    >>> ignored(Config())[-3:]
+    ['mistakes.yml', 'variants.yml', 'rubric.yml']
+    """
+    course = config.CourseDirectory
+    patterns = list(course["ignore"]) if "ignore" in course else list(NBGRADER_IGNORE)
+    return patterns + [name for name in INSTRUCTOR_ONLY if name not in patterns]
+
+
 def nbgrader(root: Path, *args, timeout=None) -> subprocess.CompletedProcess:
     """Run one ``nbgrader`` command in the course root and capture its output."""
     env = nbgrader_env()

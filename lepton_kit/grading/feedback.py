@@ -1,4 +1,5 @@
-"""Feedback pages: each test's name, points, result and message, never the source of hidden tests.
+"""Feedback pages: each test's name, points, result and message, never the source of hidden tests; the
+rubric of a cell graded by hand.
 
 nbgrader's own feedback is the executed notebook, hidden tests included (nbgrader #917, #1363).
 Here a student sees the visible part of each test (what the release already shows them), the
@@ -40,7 +41,7 @@ def _message(outputs: list, passed: bool) -> str:
     return text.strip()
 
 
-def _rows(root: Path, assignment: str, student: str, gb, templates: dict) -> list[dict]:
+def _rows(root: Path, assignment: str, student: str, gb, templates: dict, rubric: dict) -> list[dict]:
     import nbformat
 
     rows = []
@@ -72,7 +73,8 @@ def _rows(root: Path, assignment: str, student: str, gb, templates: dict) -> lis
                                                               hidden)
             rows.append({"notebook": notebook.name, "test": grade.name, "score": score, "max": grade.max_score,
                          "result": result, "message": message, "visible": "" if manual else visible,
-                         "has_hidden": bool(hidden)})
+                         "has_hidden": bool(hidden),
+                         "rubric": rubric.get(grade.name, []) if result == "graded by hand" else []})
     return rows
 
 
@@ -109,6 +111,11 @@ def render(assignment: str, student: str, rows: list[dict], notes: list[str], ma
         if r["visible"]:
             extra = " (and hidden tests, not shown)" if r["has_hidden"] else ""
             code = f"<details><summary>visible test{esc(extra)}</summary><pre>{esc(r['visible'])}</pre></details>"
+        if r.get("rubric"):
+            rows_html = "".join(f"<tr><td>{c['points']:g}</td><td>{esc(str(c['criterion']))}</td>"
+                                f"<td>{esc(str(c['full_marks']))}</td></tr>" for c in r["rubric"])
+            code += (f"<details><summary>rubric</summary><table><tr><th>points</th><th>criterion</th>"
+                     f"<th>full marks</th></tr>{rows_html}</table></details>")
         body.append(f"<tr class='{esc(r['result'].split()[0])}'><td><code>{esc(r['test'])}</code>{code}</td>"
                     f"<td>{points} / {r['max']:g}</td><td>{esc(r['result'])}</td>"
                     f"<td><pre>{esc(r['message'])}</pre></td></tr>")
@@ -133,6 +140,7 @@ def write_feedback(root: Path, assignment: str, output: Path | None = None, stud
 
     from lepton_kit.grading import misconceptions
     from lepton_kit.grading.config import gradebook, load_config
+    from lepton_kit.grading.rubric import load as load_rubric
     from lepton_kit.grading.restore import templates as load_templates
 
     root = Path(root)
@@ -145,6 +153,11 @@ def write_feedback(root: Path, assignment: str, output: Path | None = None, stud
         warnings.warn(f"feedback without mistake hints: {err}", stacklevel=2)
         mistakes = []
     lesson = misconceptions.lesson_of(root, assignment)
+    try:
+        rubric = load_rubric(root, assignment)
+    except ValueError as err:      # a malformed rubric costs the rubric, never the feedback
+        warnings.warn(f"feedback without the rubric: {err}", stacklevel=2)
+        rubric = {}
     with gradebook(load_config(root).CourseDirectory.db_url) as gb:
         try:
             templates = load_templates(root, assignment, gb)
@@ -163,7 +176,8 @@ def write_feedback(root: Path, assignment: str, output: Path | None = None, stud
             except (OSError, ValueError):
                 pass
             matches = misconceptions.student_matches(root, assignment, gb, student, mistakes)
-            page = render(assignment, student, _rows(root, assignment, student, gb, templates), notes, matches, lesson)
+            page = render(assignment, student, _rows(root, assignment, student, gb, templates, rubric), notes, matches,
+                          lesson)
             path = output / student / assignment / f"{assignment}.html"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(page)

@@ -1,7 +1,8 @@
 """One submission's life as an ordered list of small steps, each ``step(sub, batch) -> None``.
 
 :data:`STEPS` is the whole pipeline: parse, restore the structure, the kernelspec and the cell ids,
-stage the files, execute, attach the outputs, score, record, apply the late penalty. The scheduler
+stage the files, execute, attach the outputs, score, put the rubrics under their cells, record,
+apply the late penalty. The scheduler
 (:mod:`lepton_kit.grading.autograde`) runs :data:`PREPARE` and :data:`PLAN` in the parent's main
 thread (all parsing of Python happens there), :data:`EXECUTE` in a worker thread (it only drives
 the sandbox), then :data:`FINISH` and :data:`RECORD` in the main thread again, the only one that
@@ -21,7 +22,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lepton_kit.grading import execution, restore
+from lepton_kit.grading import execution, restore, rubric
+from lepton_kit.grading.config import ignored
 from lepton_kit.grading.cells import nbgrader, role
 from lepton_kit.grading.execution import CellRun
 from lepton_kit.grading.sandbox import Limits
@@ -86,6 +88,7 @@ class Batch:
     late: object                    # nbgrader's LateSubmissionPlugin, configured by the course
     ignore: list = field(default_factory=list)
     force: bool = False
+    rubric: dict = field(default_factory=dict)     # grade_id -> criteria (source/<assignment>/rubric.yml)
 
     @classmethod
     def open(cls, root: Path, assignment: str, gb, config, backend, timeout=None, force=False) -> "Batch":
@@ -94,9 +97,10 @@ class Batch:
         limits = Limits.from_config(config)
         if timeout:
             limits.notebook_timeout = float(timeout)
-        ignore = list(config.CourseDirectory.get("ignore", [])) if "ignore" in config.CourseDirectory else []
+        ignore = ignored(config)  # the instructor-only files are never staged for the student
         return cls(Path(root), assignment, gb, restore.templates(root, assignment, gb), limits, backend,
-                   State(root, assignment), LateSubmissionPlugin(config=config), ignore, force)
+                   State(root, assignment), LateSubmissionPlugin(config=config), ignore, force,
+                   rubric.load(root, assignment))
 
     def submission(self, student: str) -> Submission:
         return Submission(student, self.root / "submitted" / student / self.assignment)
@@ -289,6 +293,12 @@ def score(sub: Submission, batch: Batch) -> None:
         sub.comments[name] = {c.grade_id: None for c in cells if c.role in ("solution", "manual")}
 
 
+def attach_rubrics(sub: Submission, batch: Batch) -> None:
+    """Each hand-graded cell's rubric right under it, for formgrader (and the feedback, once graded)."""
+    for nb in sub.notebooks.values():
+        rubric.attach(nb, batch.rubric)
+
+
 def write_notebooks(sub: Submission, batch: Batch) -> None:
     """The executed notebooks (and timestamp.txt) under autograded/, as nbgrader keeps them."""
     import nbformat
@@ -445,7 +455,7 @@ def commit(sub: Submission, batch: Batch) -> None:
 PREPARE = (read, parse, restore_structure, kernelspec, ids, fingerprint, resume)
 PLAN = (plan,)
 EXECUTE = (stage_files, execute)
-FINISH = (attach_outputs, score, write_notebooks, save)
+FINISH = (attach_outputs, score, attach_rubrics, write_notebooks, save)
 RECORD = (record, late_penalty, commit)
 STEPS = PREPARE + PLAN + EXECUTE + FINISH + RECORD
 

@@ -70,8 +70,20 @@ def test_release_holds_no_solution_and_no_hidden_tests(assignment):
             for block in re.findall(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)\n(.*?)### END", cell.source, re.S):
                 if block.strip():
                     assert block.strip() not in released, f"release leaks: {block.strip()[:200]}"
-    for name in ("mistakes.yml", "variants.yml"):
+    for name in ("mistakes.yml", "variants.yml", "rubric.yml"):
         assert not list((REPO / "release" / assignment).glob(name)), f"{name} must not be released"
+
+
+@pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if (REPO / "source" / a / "rubric.yml").is_file()])
+def test_the_rubric_fits_the_hand_graded_cells(assignment):
+    from lepton_kit.grading import rubric
+
+    manual = {_nbgrader(c)["grade_id"]: _nbgrader(c).get("points", 0)
+              for path in (REPO / "source" / assignment).glob("*.ipynb") for c in nbformat.read(path, 4).cells
+              if _nbgrader(c).get("grade") and c.cell_type == "markdown"}
+    loaded = rubric.load(REPO, assignment)
+    assert rubric.problems(loaded, manual) == []
+    assert set(loaded) == set(manual), "every hand-graded cell of a project has a rubric"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

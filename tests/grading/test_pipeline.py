@@ -46,7 +46,8 @@ PREPARED = p.PREPARE + p.PLAN
 def test_one_signature_for_every_step_in_pipeline_order():
     names = [s.__name__ for s in p.STEPS]
     assert names == ["read", "parse", "restore_structure", "kernelspec", "ids", "fingerprint", "resume", "plan",
-                     "stage_files", "execute", "attach_outputs", "score", "write_notebooks", "save", "record",
+                     "stage_files", "execute", "attach_outputs", "score", "attach_rubrics", "write_notebooks", "save",
+                     "record",
                      "late_penalty", "commit"]
     assert all(s.__code__.co_varnames[:2] == ("sub", "batch") and s.__code__.co_argcount == 2 for s in p.STEPS)
 
@@ -233,6 +234,65 @@ def test_record_and_commit(batch, corpus_dir):
     grade = batch.gb.find_grade("test_softmax", "bench", "bench", "honest")
     assert grade.auto_score == 2.0 and batch.gb.find_grade("test_relu", "bench", "bench", "honest").auto_score == 0.0
     assert batch.gb.find_submission_notebook("bench", "bench", "honest").late_submission_penalty is None
+
+
+RUBRIC = """why_shift:
+  - points: 0.5
+    criterion: "names the shift by the row maximum"
+    full_marks: "says that exp overflows without it | and that the result is unchanged"
+  - points: 0.5
+    criterion: "explains why the result is the same"
+    full_marks: "a factor exp(-max) cancels in the ratio"
+"""
+
+
+def test_the_rubric_goes_under_its_cell_for_graders_and_never_to_students(bench, backend, corpus_dir):
+    from lepton_kit.course.release import release
+    from lepton_kit.grading import rubric
+
+    (bench / "source" / "bench" / "rubric.yml").write_text(RUBRIC)
+    release(bench, ["bench"])
+    assert not list((bench / "release").rglob("rubric.yml"))          # nbgrader's ignore list
+    with gradebook(load_config(bench).CourseDirectory.db_url) as gb:
+        batch = p.Batch.open(bench, "bench", gb, load_config(bench), backend)
+        assert rubric.problems(batch.rubric, {"why_shift": 1}) == []
+        sub = submit(batch, corpus_dir, "honest", steps=PREPARED + p.EXECUTE)
+        assert not any(f.name == "rubric.yml" for f in (batch.state.staging).rglob("*"))
+        p.advance(p.FINISH + p.RECORD, sub, batch)
+        assert sub.ok, sub.reason
+    nb = nbformat.read(bench / "autograded" / "honest" / "bench" / "bench.ipynb", 4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") or c.get("id") for c in nb.cells]
+    assert ids[ids.index("why_shift") + 1] == "rubric-why_shift"
+    text = nb.cells[ids.index("why_shift") + 1].source
+    assert "| 0.5 | names the shift by the row maximum | says that exp overflows without it \\| and" in text
+    assert rubric.attach(nbformat.from_dict(nb), batch.rubric) == 0          # a re-run does not add it twice
+
+    from lepton_kit.grading.feedback import write_feedback
+
+    def page():
+        (path,) = write_feedback(bench, "bench", students=["honest"])
+        return path.read_text()
+
+    assert "names the shift by the row maximum" not in page()       # not before the cell is graded by hand
+    with gradebook(load_config(bench).CourseDirectory.db_url) as gb:
+        gb.find_grade("why_shift", "bench", "bench", "honest").manual_score = 1.0
+        gb.db.commit()
+    assert "<summary>rubric</summary>" in page() and "names the shift by the row maximum" in page()
+
+
+@pytest.mark.parametrize("bad, why", [("[]", "must map"), ("a: []", "non-empty"),
+                                       ("a: [{points: 1, criterion: x}]", "missing full_marks"),
+                                       ("a: [{points: -1, criterion: x, full_marks: y}]", "positive"),
+                                       ("a: [{points: true, criterion: x, full_marks: y}]", "positive"),
+                                       ("a: [unclosed", "not YAML")])
+def test_a_malformed_rubric_is_refused_with_what_is_wrong(tmp_path, bad, why):
+    from lepton_kit.grading import rubric
+
+    (tmp_path / "source" / "x").mkdir(parents=True)
+    (tmp_path / "source" / "x" / "rubric.yml").write_text(bad)
+    with pytest.raises(ValueError, match=why):
+        rubric.load(tmp_path, "x")
+    assert rubric.load(tmp_path, "none") == {}
 
 
 def test_advance_turns_exceptions_into_failures(batch, corpus_dir):
