@@ -87,6 +87,21 @@ def test_the_rubric_fits_the_hand_graded_cells(assignment):
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_intro_gives_points_and_an_expected_time_per_exercise_that_add_up(assignment):
+    for path in (REPO / "source" / assignment).glob("*.ipynb"):
+        intro = nbformat.read(path, 4).cells[0].source
+        rows = re.findall(r"^\| (\d+) \|.*\| (\d+) \| (\d+) min \|$", intro, re.M)
+        total = re.search(r"^\| \| \*\*total\*\* \| \*\*(\d+)\*\* \| \*\*about (?:(\d+) h )?(\d+) min\*\* \|$",
+                          intro, re.M)
+        assert rows and total, f"{path.name}: the intro's table needs a row per exercise with points and minutes"
+        assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1))
+        assert sum(int(r[1]) for r in rows) == int(total[1]), "the points do not add up to the total"
+        assert sum(int(r[2]) for r in rows) == 60 * int(total[2] or 0) + int(total[3]), "the minutes do not add up"
+        graded = sum(float(_nbgrader(c).get("points", 0)) for c in nbformat.read(path, 4).cells if _nbgrader(c).get("grade"))
+        assert graded == int(total[1]), f"the table says {total[1]} points, the notebook's cells {graded:g}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_visible_tests_hold_no_reference_implementation(assignment):
     """A reference the tests compare with (``_reference_epoch``, ``_mse_gradient_by_autograd``) is the
     exercise's answer: it lives in hidden cells, and visible tests compare with values computed once."""
