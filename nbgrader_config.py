@@ -8,7 +8,7 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 # The gradebook: SQLite next to this file by default; any SQLAlchemy URL works (for example PostgreSQL).
 c.CourseDirectory.db_url = os.environ.get(
     "LEPTON_DB_URL", "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db"))
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "mistakes.yml", "variants.yml", "rubric.yml"]
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "mistakes.yml", "variants.yml", "rubric.yml", "bugs.yml"]
 
 # --- the exchange: where Release, Fetch, Submit, Collect and Fetch Feedback meet ----------------------
 # LEPTON_EXCHANGE (the same value for the instructor and every student), default: exchange/ in the course

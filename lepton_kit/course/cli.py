@@ -170,6 +170,23 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_variants(args) -> int:
+    """Each student's own notebook of an assignment with per-student variants (source/<a>/bugs.yml)."""
+    from lepton_kit.course.variants import write
+    from lepton_kit.grading.config import gradebook, load_config
+
+    root = _root(args)
+    students = list(args.student or [])
+    if not students:  # the roster of the gradebook (`nbgrader db student import roster.csv`)
+        with gradebook(load_config(root).CourseDirectory.db_url) as gb:
+            students = sorted(s.id for s in gb.students)
+    out = Path(args.output) if args.output else root / "build" / "variants" / args.assignment
+    written = write(root, args.assignment, students, out)
+    print(f"{len(students)} students, {len(written)} notebooks under {out}; who got which bug: {out / 'drawn.csv'} "
+          "(for graders only: do not hand it out)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lepton", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -179,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("release", help="generate release/ from source/ with nbgrader")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all under source/)")
     p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("variants", help="write each student's own notebook of an assignment with per-student "
+                                        "variants (bugs drawn from the student id and the course secret)")
+    p.add_argument("assignment")
+    p.add_argument("--student", action="append", help="this student (repeatable; default: the gradebook's roster)")
+    p.add_argument("--output", help="folder (default: build/variants/<assignment> in the course)")
+    p.set_defaults(func=cmd_variants)
 
     p = sub.add_parser("exchange", help="create nbgrader's exchange folder (LEPTON_EXCHANGE) with mode 0777")
     p.set_defaults(func=cmd_exchange)

@@ -22,7 +22,7 @@ from lepton_kit.course.grades import EXPORT_COLUMNS, cell_scores, grades, write_
 from lepton_kit.course.release import release
 from lepton_kit.grading.autograde import autograde
 from lepton_kit.grading import misconceptions
-from lepton_kit.grading.config import assignments, gradebook, load_config, nbgrader
+from lepton_kit.grading.config import INSTRUCTOR_ONLY, assignments, gradebook, load_config, nbgrader
 from lepton_kit.grading.feedback import write_feedback
 from lepton_kit.course.samples import replaced, solved
 from lepton_kit.grading.misconceptions import load_mistakes
@@ -70,7 +70,7 @@ def test_release_holds_no_solution_and_no_hidden_tests(assignment):
             for block in re.findall(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)\n(.*?)### END", cell.source, re.S):
                 if block.strip():
                     assert block.strip() not in released, f"release leaks: {block.strip()[:200]}"
-    for name in ("mistakes.yml", "variants.yml", "rubric.yml"):
+    for name in INSTRUCTOR_ONLY:
         assert not list((REPO / "release" / assignment).glob(name)), f"{name} must not be released"
 
 
