@@ -139,7 +139,9 @@ def cmd_grades(args) -> int:
     from lepton_kit.course.grades import format_table, grades, write_csv
 
     rows = grades(_root(args))
-    print(format_table(rows))
+    categories = [c for c in (rows[0] if rows else {}) if c.endswith("_percent")]   # each category's share
+    print(format_table(rows, ("assignment", "student_id", "score", "max_score", *categories, "course_grade",
+                              "provisional", "passed", "progress")))
     if args.csv:
         print(f"wrote {write_csv(rows, Path(args.csv))}")
     return 0

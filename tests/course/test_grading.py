@@ -247,7 +247,7 @@ def test_a_broken_submission_never_stops_the_batch(released, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("grading-01_mlp")
-def test_grades_csv_has_nbgrader_columns_and_course_grade(released, tmp_path):
+def test_grades_csv_has_nbgrader_columns_and_course_grade(released, tmp_path, capsys):
     root = released("01_mlp")  # one assignment: the course grade is its share
     autograde(root, "01_mlp", REPO / "autograder/samples/01_mlp", progress=False)  # kept if graded already
     rows = grades(root)
@@ -268,6 +268,10 @@ def test_grades_csv_has_nbgrader_columns_and_course_grade(released, tmp_path):
     assert by_student["bob"]["course_grade"] == "0.00" and by_student["bob"]["passed"] == "not yet"
     from lepton_kit.course.cli import main
 
+    assert main(["--root", str(root), "grades"]) == 0            # the terminal table shows each category's share
+    header, _, first = capsys.readouterr().out.splitlines()[:3]
+    assert header.split() == ["assignment", "student_id", "score", "max_score", "tests_percent", "project_percent",
+                              "skills_percent", "course_grade", "provisional", "passed", "progress"]
     assert main(["--root", str(root), "report"]) == 0            # the common-mistakes table: carol's two at least
     report = (root / "build" / "report" / "index.html").read_text()
     assert "<h2>Common mistakes</h2>" in report
