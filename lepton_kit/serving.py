@@ -109,7 +109,10 @@ class MicroBatcher:
     ...     answers = await asyncio.gather(*(batcher.submit(np.full((1, 2), i)) for i in range(4)))
     ...     await batcher.aclose()
     ...     return answers
-    >>> [a.tolist() for a in asyncio.run(main())]
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> with ThreadPoolExecutor(1) as pool:     # a thread of its own: this thread may run an event loop already
+    ...     answers = pool.submit(asyncio.run, main()).result()
+    >>> [a.tolist() for a in answers]
     [[[0, 0]], [[2, 2]], [[4, 4]], [[6, 6]]]
     >>> batcher.requests, batcher.calls, batcher.items
     (4, 1, 4)

@@ -7,8 +7,11 @@ own bubblewrap sandbox, and returns what FINISH needs (the runs, notes, seconds,
 RECORD stay in the parent, the gradebook's only writer, so resuming works as for ``--jobs``.
 
 A worker that dies is Dask's business: its tasks are rescheduled; a task that has been on
-``distributed.scheduler.allowed-failures`` + 1 dying workers ends in ``KilledWorker``, and that
-student is failed while the batch goes on. ``distributed`` is imported only here, only when used.
+``distributed.scheduler.allowed-failures`` + 1 dying workers ends in ``KilledWorker``. Dask counts
+every task assigned to a dying worker, so an honest submission queued beside one that kills its
+workers can get there too: each such task runs once more, alone, after the others; a student is
+failed only when that run dies as well, and the batch goes on. ``distributed`` is imported only
+here, only when used.
 
     python -m lepton_kit.grading.cluster --bench   # submissions per minute: LocalCluster(2) vs --jobs 2
 """
@@ -144,7 +147,7 @@ def schedule(batch: Batch, students: list, client, done, work=None, ahead: int |
             todo.append(sub)
     work = work or run_task
     ahead = ahead or max(2, 2 * sum(client.nthreads().values()))
-    running, pending = {}, as_completed()
+    running, pending, payloads, alone = {}, as_completed(), {}, []
 
     def submit():
         while todo and len(running) < ahead:
@@ -157,22 +160,39 @@ def schedule(batch: Batch, students: list, client, done, work=None, ahead: int |
                 continue
             future = client.submit(work, payload, key=f"lepton-{batch.assignment}-{sub.student}-{sub.fingerprint[:12]}",
                                    pure=False, retries=0)
-            running[future.key] = sub
+            running[future.key], payloads[future.key] = sub, payload
             pending.add(future)
 
-    submit()
-    for future in pending:
-        sub = running.pop(future.key)
+    def outcome(sub, future, *, last_try):
+        """Apply the result; False when the workers died and the task should run again, alone."""
         try:
             apply(sub, future.result())
         except KilledWorker as err:
-            sub.fail(f"its workers died while grading it, too often ({type(err).__name__}): not graded")
+            if not last_try:
+                return False
+            sub.fail(f"its workers died while grading it, too often, also alone ({type(err).__name__}): not graded")
         except Exception as err:  # the cluster or the worker function failed: the student is reported
             sub.fail(f"cluster error: {type(err).__name__}: {err}"[:300])
+        return True
+
+    submit()
+    for future in pending:
+        sub, payload = running.pop(future.key), payloads.pop(future.key)
+        finished = outcome(sub, future, last_try=False)
+        future.release()
+        if not finished:
+            alone.append((sub, payload))
+        else:
+            advance(FINISH + RECORD, sub, batch)
+            done(sub)
+        submit()
+    for sub, payload in alone:  # nothing else in flight: only its own code can kill its worker now
+        future = client.submit(work, payload, key=f"lepton-{batch.assignment}-{sub.student}-{sub.fingerprint[:12]}-alone",
+                               pure=False, retries=0)
+        outcome(sub, future, last_try=True)
         future.release()
         advance(FINISH + RECORD, sub, batch)
         done(sub)
-        submit()
 
 
 def address(cluster: str | None) -> str | None:
