@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import subprocess
 import sys
@@ -13,6 +14,12 @@ import pytest
 
 from conftest import REPO
 from lepton_kit.serving import MicroBatcher, file_size, serve
+
+
+def run_in_own_thread(coroutine):
+    """asyncio.run in a fresh thread: another test of the same worker may leave a loop marked running here."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=60)
 
 
 async def hello(scope, receive, send):
@@ -129,7 +136,7 @@ def test_the_batcher_runs_the_model_once_for_concurrent_requests_and_answers_eac
         await batcher.aclose()
         return requests, answers
 
-    requests, answers = asyncio.run(main())
+    requests, answers = run_in_own_thread(main())
     for rows, answer in zip(requests, answers):
         np.testing.assert_array_equal(answer, rows.sum(axis=1, keepdims=True))
     assert batcher.calls == 1 and seen == [sum(len(r) for r in requests)]
@@ -144,7 +151,7 @@ def test_the_batcher_respects_max_batch_and_passes_errors_to_the_waiting_request
         await asyncio.gather(*(batcher.submit(np.zeros((1, 2))) for _ in range(10)))
         await batcher.aclose()
 
-    asyncio.run(main())
+    run_in_own_thread(main())
     assert max(seen) <= 4 and sum(seen) == 10 and batcher.calls == len(seen) >= 3
 
     def failing(x):
@@ -161,7 +168,7 @@ def test_the_batcher_respects_max_batch_and_passes_errors_to_the_waiting_request
         finally:
             await broken.aclose()
 
-    asyncio.run(fail())
+    run_in_own_thread(fail())
     with pytest.raises(ValueError):
         MicroBatcher(failing, max_batch=0)
 
@@ -173,7 +180,7 @@ def test_the_batcher_without_waiting_runs_each_request_alone():
         await asyncio.gather(*(batcher.submit(np.zeros((1, 3))) for _ in range(5)))
         await batcher.aclose()
 
-    asyncio.run(main())
+    run_in_own_thread(main())
     assert batcher.calls == 5
 
 
