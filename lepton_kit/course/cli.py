@@ -173,7 +173,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_variants(args) -> int:
-    """Each student's own notebook of an assignment with per-student variants (source/<a>/bugs.yml)."""
+    """Each student's own notebook of an assignment with per-student variants (source/<a>/bugs.yml or tasks.yml)."""
     from lepton_kit.course.variants import write
     from lepton_kit.grading.config import gradebook, load_config
 

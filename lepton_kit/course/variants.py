@@ -8,23 +8,19 @@ A student's notebook is the release with every solution cell answered by the sou
 bugs put in; the tests are the same for everyone, so nbgrader's gradebook and the autograder grade a
 variant like any submission, each fix by the test its bug loses.
 
->>> draw("ada", {"fit": ["a", "b", "c"], "eval": ["x", "y"]}, key=b"k" * 32)
-{'fit': 'a', 'eval': 'y'}
->>> draw("ada", {"fit": ["a", "b", "c"]}, key=b"k" * 32) == draw("ada", {"fit": ["a", "b", "c"]}, key=b"j" * 32)
-False
+An assignment may instead (or also) declare per-student *tasks* (``tasks.yml``, see
+:mod:`lepton_kit.grading.draws`): each student's folder then holds ``variant.json`` with their tasks.
 """
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
-import os
-import secrets
+import json
 from pathlib import Path
 
+from lepton_kit.grading.draws import SECRET_ENV, SECRET_FILE, VARIANT_FILE, course_key, draw, load_tasks, tasks_for
+
 FILE = "bugs.yml"
-SECRET_ENV = "LEPTON_COURSE_SECRET"
-SECRET_FILE = ".lepton-secret"      # in the course root, never committed (.gitignore)
+__all__ = ["FILE", "SECRET_ENV", "SECRET_FILE", "course_key", "draw", "load", "notebooks", "write"]
 
 
 def load(root: str | Path, assignment: str) -> dict:
@@ -52,27 +48,6 @@ def load(root: str | Path, assignment: str) -> dict:
     return {str(slot): [str(b) for b in ids] for slot, ids in slots.items()}
 
 
-def course_key(root: str | Path) -> bytes:
-    """The course secret: ``$LEPTON_COURSE_SECRET``, else ``<root>/.lepton-secret`` (created on first use)."""
-    if os.environ.get(SECRET_ENV):
-        return os.environ[SECRET_ENV].encode()
-    path = Path(root) / SECRET_FILE
-    if not path.is_file():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
-    return path.read_text().strip().encode()
-
-
-def draw(student: str, slots: dict, *, key: bytes) -> dict:
-    """The bug of each slot for ``student`` (deterministic under ``key``)."""
-    chosen = {}
-    for slot, bugs in slots.items():
-        digest = hmac.new(key, f"{student}\n{slot}".encode(), hashlib.sha256).digest()
-        chosen[slot] = bugs[int.from_bytes(digest[:8], "big") % len(bugs)]
-    return chosen
-
-
 def notebooks(root: str | Path, assignment: str, bugs: dict) -> dict:
     """``{notebook name: notebook}``: the release, answered by the source, with ``bugs`` ({slot: mistake id}) put in."""
     import nbformat
@@ -94,15 +69,17 @@ def notebooks(root: str | Path, assignment: str, bugs: dict) -> dict:
 
 
 def write(root: str | Path, assignment: str, students, out: str | Path, *, key: bytes | None = None) -> list[Path]:
-    """Each student's notebooks under ``out/<student>/<assignment>/``, and ``out/drawn.csv`` (who got which bug)."""
+    """Each student's notebooks under ``out/<student>/<assignment>/`` (with ``variant.json`` when the
+    assignment draws tasks), and ``out/drawn.csv`` (who got which bug or task)."""
     import nbformat
 
     from lepton_kit.grading.autograde import SAFE_ID
 
     root, out = Path(root), Path(out)
     slots = load(root, assignment)
-    if not slots:
-        raise ValueError(f"{assignment} declares no variants (source/{assignment}/{FILE})")
+    task_slots, assigned = load_tasks(root, assignment)
+    if not slots and not task_slots:
+        raise ValueError(f"{assignment} declares no variants (source/{assignment}/{FILE} or tasks.yml)")
     bad = [s for s in students if not SAFE_ID.fullmatch(s)]
     if bad or not students:
         raise ValueError(f"student ids must be plain names (letters, digits, . _ -): {bad or 'none given'}")
@@ -110,14 +87,24 @@ def write(root: str | Path, assignment: str, students, out: str | Path, *, key: 
     written, rows = [], []
     for student in students:
         bugs = draw(student, slots, key=key)
-        rows += [{"student": student, "cell": slot, "bug": bug} for slot, bug in bugs.items()]
+        tasks = tasks_for(student, task_slots, assigned, key=key) if task_slots else {}
+        rows += [{"student": student, "slot": slot, "drawn": got} for slot, got in {**bugs, **tasks}.items()]
+        folder = out / student / assignment
         for name, nb in notebooks(root, assignment, bugs).items():
-            path = out / student / assignment / f"{name}.ipynb"
+            path = folder / f"{name}.ipynb"
             path.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(nb, path)
+            nbformat.write(nb if slots else _release(root, assignment, name), path)
             written.append(path)
+        if tasks:
+            (folder / VARIANT_FILE).write_text(json.dumps({"student": student, "tasks": tasks}, indent=1) + "\n")
     with open(out / "drawn.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["student", "cell", "bug"])
+        writer = csv.DictWriter(fh, fieldnames=["student", "slot", "drawn"])
         writer.writeheader()
         writer.writerows(rows)
     return written
+
+
+def _release(root: Path, assignment: str, name: str):
+    import nbformat
+
+    return nbformat.read(root / "release" / assignment / f"{name}.ipynb", as_version=4)

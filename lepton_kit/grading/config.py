@@ -94,7 +94,7 @@ def nbgrader_env() -> dict:
 
 
 # Files of source/<assignment>/ for the instructor only: never released, bundled or staged for a student.
-INSTRUCTOR_ONLY = ("mistakes.yml", "variants.yml", "rubric.yml", "bugs.yml")
+INSTRUCTOR_ONLY = ("mistakes.yml", "variants.yml", "rubric.yml", "bugs.yml", "tasks.yml")
 NBGRADER_IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]  # nbgrader's default
 
 
@@ -103,7 +103,7 @@ def ignored(config) -> list:
 
     >>> from traitlets.config import Config
     >>> ignored(Config())[-3:]
-    ['variants.yml', 'rubric.yml', 'bugs.yml']
+    ['rubric.yml', 'bugs.yml', 'tasks.yml']
     """
     course = config.CourseDirectory
     patterns = list(course["ignore"]) if "ignore" in course else list(NBGRADER_IGNORE)

@@ -1,7 +1,7 @@
 """One submission's life as an ordered list of small steps, each ``step(sub, batch) -> None``.
 
 :data:`STEPS` is the whole pipeline: parse, restore the structure, the kernelspec and the cell ids,
-stage the files, execute, attach the outputs, score, put the rubrics under their cells, record,
+draw the student's tasks, stage the files, execute, attach the outputs, score, put the rubrics under their cells, record,
 apply the late penalty. The scheduler
 (:mod:`lepton_kit.grading.autograde`) runs :data:`PREPARE` and :data:`PLAN` in the parent's main
 thread (all parsing of Python happens there), :data:`EXECUTE` in a worker thread (it only drives
@@ -22,7 +22,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lepton_kit.grading import execution, restore, rubric
+from lepton_kit.grading import draws, execution, restore, rubric
 from lepton_kit.grading.config import ignored
 from lepton_kit.grading.cells import nbgrader, role
 from lepton_kit.grading.execution import CellRun
@@ -52,6 +52,7 @@ class Submission:
     failure: str = ""                               # the autograder (not the student) failed
     seconds: float = 0.0
     files: Path | None = None                       # the staged files, while it runs
+    tasks: dict = field(default_factory=dict)       # slot -> the task drawn for this student (tasks.yml)
     loaded: bool = False                            # scores come from an interrupted run's result
     cached: bool = False                            # graded by an earlier run
     ended: bool = False
@@ -89,6 +90,9 @@ class Batch:
     ignore: list = field(default_factory=list)
     force: bool = False
     rubric: dict = field(default_factory=dict)     # grade_id -> criteria (source/<assignment>/rubric.yml)
+    task_slots: dict = field(default_factory=dict)  # slot -> task ids (source/<assignment>/tasks.yml)
+    assigned: dict = field(default_factory=dict)    # student -> {slot: task} set by hand
+    key: bytes = b""                                # the course secret, when tasks are drawn
 
     @classmethod
     def open(cls, root: Path, assignment: str, gb, config, backend, timeout=None, force=False) -> "Batch":
@@ -98,9 +102,11 @@ class Batch:
         if timeout:
             limits.notebook_timeout = float(timeout)
         ignore = ignored(config)  # the instructor-only files are never staged for the student
+        task_slots, assigned = draws.load_tasks(root, assignment)
         return cls(Path(root), assignment, gb, restore.templates(root, assignment, gb), limits, backend,
                    State(root, assignment), LateSubmissionPlugin(config=config), ignore, force,
-                   rubric.load(root, assignment))
+                   rubric.load(root, assignment), task_slots, assigned,
+                   draws.course_key(root) if task_slots else b"")
 
     def submission(self, student: str) -> Submission:
         return Submission(student, self.root / "submitted" / student / self.assignment)
@@ -160,9 +166,15 @@ def ids(sub: Submission, batch: Batch) -> None:
         restore.unique_ids(nb)
 
 
+def draw_tasks(sub: Submission, batch: Batch) -> None:
+    """The student's tasks (tasks.yml), drawn here from their id and the course secret, never in the sandbox."""
+    if batch.task_slots:
+        sub.tasks = draws.tasks_for(sub.student, batch.task_slots, batch.assigned, key=batch.key)
+
+
 def fingerprint(sub: Submission, batch: Batch) -> None:
-    """A digest of what will run: a changed submission, timestamp or VERSION is graded again."""
-    digest = hashlib.sha256(f"{VERSION}\n{sub.timestamp}\n".encode())
+    """A digest of what will run: a changed submission, timestamp, task or VERSION is graded again."""
+    digest = hashlib.sha256(f"{VERSION}\n{sub.timestamp}\n{json.dumps(sub.tasks, sort_keys=True)}\n".encode())
     for name in sorted(batch.templates):
         if name in sub.tokens:
             digest.update(f"{name}: {sub.tokens[name]}\n".encode())
@@ -217,6 +229,8 @@ def stage_files(sub: Submission, batch: Batch) -> None:
                 shutil.copytree(item, dest, symlinks=True, dirs_exist_ok=True, ignore=skip)
             else:
                 shutil.copyfile(item, dest)
+    if sub.tasks:  # the grader's draw replaces any variant.json the student handed in
+        (target / draws.VARIANT_FILE).write_text(json.dumps({"student": sub.student, "tasks": sub.tasks}) + "\n")
     for path in [target, *target.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     sub.files = target
@@ -452,7 +466,7 @@ def commit(sub: Submission, batch: Batch) -> None:
     sub.ended = True
 
 
-PREPARE = (read, parse, restore_structure, kernelspec, ids, fingerprint, resume)
+PREPARE = (read, parse, restore_structure, kernelspec, ids, draw_tasks, fingerprint, resume)
 PLAN = (plan,)
 EXECUTE = (stage_files, execute)
 FINISH = (attach_outputs, score, attach_rubrics, write_notebooks, save)

@@ -25,10 +25,11 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from lepton_kit.tasks import GRADER_FILES
 from lepton_kit.utils import thread_env
 
 HOME = "/home/student"
-FILES = "/lepton/files"
+FILES = GRADER_FILES        # the assignment's files, read-only (the kit reads variant.json there)
 EXECUTOR = [sys.executable, "-s", "-m", "lepton_kit.grading.executor"]  # with PYTHONSAFEPATH: cwd not on sys.path
 BASE_UID = 200000  # as root, job slot s of the batch run by process p runs as uid BASE_UID + 64 (p % 10000) + s
 

@@ -175,6 +175,7 @@ def test_samples_get_their_expected_scores_and_each_common_mistake_loses_points(
             target = submissions / student / assignment / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, target)
+    _assign_the_tasks_of_the_mistakes(course, assignment, mistakes)
     batch = autograde(course, assignment, submissions, jobs=2, progress=False)
     assert not batch.failed, batch.summary()
     scores = cell_scores(course, assignment)
@@ -194,6 +195,17 @@ def test_samples_get_their_expected_scores_and_each_common_mistake_loses_points(
         lost = {cell: score for cell, score in got.items() if score[0] < score[1]}
         assert not lost, f"the correct variant {v['id']} ({v['description']}) loses points in {lost}"
     _check_misconception_analytics(course, assignment, spec, mistakes)
+
+
+def _assign_the_tasks_of_the_mistakes(course, assignment, mistakes):
+    """An assignment with per-student tasks (tasks.yml): each mistake's student gets the task of that mistake."""
+    path = course / "source" / assignment / "tasks.yml"
+    if not path.exists():
+        return
+    spec = yaml.safe_load(path.read_text())
+    slot_of = {task: slot for slot, tasks in spec["draw"].items() for task in tasks}
+    spec["assigned"] = {f"mistake-{m['id']}": {slot_of[m["task"]]: m["task"]} for m in mistakes}
+    path.write_text(yaml.safe_dump(spec))
 
 
 def _check_misconception_analytics(course, assignment, spec, mistakes):

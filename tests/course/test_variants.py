@@ -59,7 +59,7 @@ def test_two_students_get_their_own_bugs_and_each_fix_earns_its_test(released, t
                  "--output", str(out)]) == 0
     drawn = {}
     for row in csv.DictReader(open(out / "drawn.csv")):
-        drawn.setdefault(row["student"], {})[row["cell"]] = row["bug"]
+        drawn.setdefault(row["student"], {})[row["slot"]] = row["drawn"]
     assert drawn["ada"] != drawn["ben"]
     assert drawn["ada"] == variants.draw("ada", variants.load(REPO, ASSIGNMENT), key=KEY)
     ada = nbformat.read(out / "ada" / ASSIGNMENT / "repair.ipynb", 4)
@@ -85,3 +85,51 @@ def test_two_students_get_their_own_bugs_and_each_fix_earns_its_test(released, t
     assert all(scores["ben"][t][0] == 0 for t in tests), scores["ben"]
     assert scores["ada"]["test_train_one_epoch"][0] == scores["ada"]["test_train_one_epoch"][1] == 3
     assert all(scores["ada"][t][0] == 0 for t in set(tests) - {"test_train_one_epoch"}), scores["ada"]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("grading-s2_equation")
+def test_each_student_is_graded_on_the_tasks_the_grader_draws_not_on_their_copy(released, tmp_path, monkeypatch):
+    """S2: `lepton variants` writes each student's variant.json; the grader draws again outside the sandbox,
+    so a student who edits their copy (or the notebook's TASKS) to an easier task is graded on their own."""
+    import json
+
+    from lepton_kit.grading.draws import load_tasks, tasks_for
+
+    assignment = "s2_equation"
+    course = released(assignment)
+    monkeypatch.setenv(variants.SECRET_ENV, KEY.decode())
+    slots, _ = load_tasks(REPO, assignment)
+    ids = [f"student{i}" for i in range(40)]
+    adamw = next(s for s in ids if tasks_for(s, slots, {}, key=KEY)["optimizer"] == "adamw")
+    other = next(s for s in ids if tasks_for(s, slots, {}, key=KEY)["optimizer"] != "adamw")
+    out = tmp_path / "variants"
+    assert main(["--root", str(course), "variants", assignment, "--student", adamw, "--student", other,
+                 "--output", str(out)]) == 0
+    for student in (adamw, other):
+        copy = json.loads((out / student / assignment / "variant.json").read_text())
+        assert copy["tasks"] == tasks_for(student, slots, {}, key=KEY)
+    assert "BEGIN HIDDEN" not in (out / other / assignment / "equation.ipynb").read_text()
+    # both hand in an AdamW-only optimizer_step; the other one also claims AdamW in their copy and their TASKS
+    mistakes = {m["id"]: m for m in load_mistakes(REPO / "source" / assignment / "mistakes.yml")}
+    source = nbformat.read(REPO / "source" / assignment / "equation.ipynb", 4)
+    adamw_only = mistakes["adamw_decay_without_lr"]["code"].replace('p -= hp["weight_decay"] * p',
+                                                                    'p -= hp["lr"] * hp["weight_decay"] * p')
+    submissions = tmp_path / "submitted"
+    for student in (adamw, other):
+        nb = nbformat.read(out / student / assignment / "equation.ipynb", 4)
+        for cell in nb.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == "optimizer_solution":
+                cell.source = adamw_only + ('\nTASKS["optimizer"] = "adamw"\n' if student == other else "")
+        folder = submissions / student / assignment
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / "equation.ipynb")
+        (folder / "variant.json").write_text(json.dumps({"student": student, "tasks": {**tasks_for(
+            student, slots, {}, key=KEY), "optimizer": "adamw"}}))
+    assert any(c.metadata.get("nbgrader", {}).get("grade_id") == "optimizer_solution" for c in source.cells)
+    batch = autograde(course, assignment, submissions, jobs=2, progress=False, force=True)
+    assert not batch.failed, batch.summary()
+    scores = cell_scores(course, assignment)
+    assert scores[adamw]["test_optimizer_first_steps"] == (2, 2) and scores[adamw]["test_optimizer_parity"] == (6, 6)
+    assert scores[other]["test_optimizer_parity"][0] == 0, scores[other]
+    assert scores[other]["test_optimizer_first_steps"][0] == 0, scores[other]
