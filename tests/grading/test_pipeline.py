@@ -45,7 +45,8 @@ PREPARED = p.PREPARE + p.PLAN
 
 def test_one_signature_for_every_step_in_pipeline_order():
     names = [s.__name__ for s in p.STEPS]
-    assert names == ["read", "parse", "restore_structure", "kernelspec", "ids", "fingerprint", "resume", "plan",
+    assert names == ["read", "parse", "restore_structure", "kernelspec", "ids", "draw_tasks", "fingerprint", "resume",
+                     "plan",
                      "stage_files", "execute", "attach_outputs", "score", "attach_rubrics", "write_notebooks", "save",
                      "record",
                      "late_penalty", "commit"]
@@ -111,15 +112,28 @@ def test_ids(batch, corpus_dir):
 
 
 def test_fingerprint(batch, corpus_dir):
-    one = submit(batch, corpus_dir, "honest", steps=p.PREPARE[:6])
-    two = submit(batch, corpus_dir, "honest", "honest-2", steps=p.PREPARE[:6])
-    other = submit(batch, corpus_dir, "mistake-relu", steps=p.PREPARE[:6])
+    one = submit(batch, corpus_dir, "honest", steps=p.PREPARE[:7])
+    two = submit(batch, corpus_dir, "honest", "honest-2", steps=p.PREPARE[:7])
+    other = submit(batch, corpus_dir, "mistake-relu", steps=p.PREPARE[:7])
     assert one.fingerprint == two.fingerprint != other.fingerprint
     (two.folder / "timestamp.txt").write_text("2024-03-01 10:00:00 UTC")
     late = batch.submission("honest-2")
-    for step in p.PREPARE[:6]:
+    for step in p.PREPARE[:7]:
         step(late, batch)
     assert late.fingerprint != one.fingerprint
+
+
+def test_the_grader_draws_the_tasks_and_a_new_task_means_grading_again(batch, corpus_dir):
+    without = submit(batch, corpus_dir, "honest", steps=p.PREPARE[:7])
+    assert without.tasks == {}
+    batch.task_slots, batch.key = {"optimizer": ["adamw", "centred_rmsprop"]}, b"k" * 32
+    for task in ("adamw", "centred_rmsprop"):
+        batch.assigned = {"honest": {"optimizer": task}}
+        sub = batch.submission("honest")
+        for step in p.PREPARE[:7]:
+            step(sub, batch)
+        assert sub.tasks == {"optimizer": task} and sub.fingerprint != without.fingerprint
+        without = sub
 
 
 def test_resume(batch, corpus_dir):
