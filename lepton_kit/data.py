@@ -73,18 +73,47 @@ def _digits(test_size=0.25, seed=0, flatten=True):
 
 
 def _mnist1d(num_samples=5000, train_split=0.8, seed=42, shuffle_seq=False):
-    from mnist1d.data import get_dataset_args, make_dataset
+    from importlib.metadata import version
 
-    args = get_dataset_args()
-    args.num_samples, args.train_split, args.seed = num_samples, train_split, seed
-    args.shuffle_seq = shuffle_seq
-    raw = make_dataset(args)
+    from lepton_kit.cache import cached
+
+    def generate():  # seconds for 10,000 signals: generated once per machine, then read from the cache
+        from mnist1d.data import get_dataset_args, make_dataset
+
+        args = get_dataset_args()
+        args.num_samples, args.train_split, args.seed = num_samples, train_split, seed
+        args.shuffle_seq = shuffle_seq
+        arrays = {k: np.asarray(v) for k, v in make_dataset(args).items() if k in ("x", "y", "x_test", "y_test", "t")}
+        return {**arrays, **_global_rng_state()}
+
+    key = {"num_samples": num_samples, "train_split": train_split, "seed": seed, "shuffle_seq": shuffle_seq,
+           "mnist1d": version("mnist1d"), "numpy": np.__version__}
+    raw = cached("mnist1d", key, generate)
+    _set_global_rng_state(raw)  # mnist1d seeds Python's and NumPy's global generators: read back, it does the same
     return Dataset("mnist1d", raw["x"].astype(np.float32), raw["y"].astype(np.int64),
                    raw["x_test"].astype(np.float32), raw["y_test"].astype(np.int64),
                    list(range(10)),
                    f"MNIST-1D (Greydanus & Kobak 2024): {num_samples} signals of length 40, "
                    f"generated offline with seed {seed}" + (", positions shuffled" if shuffle_seq else "")
                    + ".", extra={"t": raw["t"]})
+
+
+def _global_rng_state() -> dict:
+    import random
+
+    _, keys, position, has_gauss, gauss = np.random.get_state()
+    return {"rng_numpy": np.array(keys, dtype=np.uint32), "rng_numpy_rest": np.array([position, has_gauss]),
+            "rng_numpy_gauss": np.array(gauss), "rng_python": np.array(random.getstate()[1], dtype=np.int64),
+            "rng_python_gauss": np.array([np.nan if random.getstate()[2] is None else random.getstate()[2]])}
+
+
+def _set_global_rng_state(raw: dict) -> None:
+    import random
+
+    position, has_gauss = (int(v) for v in raw["rng_numpy_rest"])
+    np.random.set_state(("MT19937", raw["rng_numpy"], position, has_gauss, float(raw["rng_numpy_gauss"])))
+    gauss = float(raw["rng_python_gauss"][0])
+    random.setstate((3, tuple(int(v) for v in raw["rng_python"]), None if np.isnan(gauss) else gauss))
 
 
 def _scaled(name, arrays, classes, description, normalize):

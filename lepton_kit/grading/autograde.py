@@ -16,7 +16,8 @@ from pathlib import Path
 from lepton_kit.grading.config import assignments, gradebook, load_config
 from lepton_kit.grading.pipeline import EXECUTE, FINISH, PLAN, PREPARE, RECORD, Batch, advance
 from lepton_kit.grading.restore import templates  # noqa: F401 (public: feedback and tools use it)
-from lepton_kit.grading.sandbox import backend as choose_backend
+from lepton_kit.grading.sandbox import Unsandboxed, backend as choose_backend
+from lepton_kit.grading.warm import WARM_FROM, warm_cache
 
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # used with fullmatch: "$" would allow a final newline
 
@@ -213,6 +214,8 @@ def _schedule(batch: Batch, students: list, jobs: int, done) -> None:
             done(sub)
         else:
             todo.append(sub)
+    if len(todo) >= WARM_FROM and batch.backend.name != Unsandboxed.name:  # a sandbox cannot store in the cache
+        warm_cache(batch.root, batch.assignment, cell_timeout=batch.limits.cell_timeout)
     slots = list(range(jobs))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         running = {}
