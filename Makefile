@@ -51,7 +51,7 @@ demo: install release run
 ## The whole suite (what CI runs): every notebook, every sample and common mistake graded, browser, cluster, PostgreSQL and Flower tests (about 40 min on 2 cores).
 ## Flower's parity and deployment tests run in .venv-flower (make flower, about 80 s once).
 test: install flower
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=10
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=30
 
 ## What to run while working: everything not marked slow (about 1 min on 2 cores).
 test-fast: install

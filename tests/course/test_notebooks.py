@@ -1,4 +1,5 @@
-"""Every notebook executed with papermill in the ci profile; lessons checked with nbval."""
+"""Assignment notebooks executed with papermill in the ci profile; lessons executed once, under nbval (stored
+outputs, ci targets, explorers)."""
 from __future__ import annotations
 
 import json
@@ -15,9 +16,11 @@ import pytest
 from conftest import REPO
 from lepton_kit.course.curriculum import load_course
 from lepton_kit.course.runner import CI_BUDGET_SECONDS, find_notebooks, run
-from lepton_kit.course.targets import targets_for
+from lepton_kit.course.targets import check, targets_for
+from lepton_kit.utils import PROGRESS_ENV, RECORD_FILE_ENV
 
 NOTEBOOKS = find_notebooks([REPO / "notebooks", REPO / "source"])
+ASSIGNMENT_NOTEBOOKS = find_notebooks([REPO / "source"])  # lessons run once, under nbval, which checks their targets
 COURSE = load_course(REPO)
 HERE = Path(__file__).resolve().parent
 
@@ -26,16 +29,20 @@ def _key(path):
     return str(path.relative_to(REPO))
 
 
+def _assert_targets_met(notebook, targets):
+    assert targets, f"course.yml sets no ci target for {_key(notebook)}"
+    missed = [f"{t['metric']} = {t['measured']} (target {t['target']})" for t in targets if not t["met"]]
+    assert not missed, f"{_key(notebook)} missed: {'; '.join(missed)}"
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_key)
+@pytest.mark.parametrize("notebook", ASSIGNMENT_NOTEBOOKS, ids=_key)
 def test_notebook_runs_top_to_bottom_in_ci_profile_and_meets_its_targets(notebook, tmp_path):
     result = run([notebook], tmp_path, profile="ci", progress=False, root=REPO)
     assert json.loads((tmp_path / "summary.json").read_text()) == result
     (entry,) = result["notebooks"]
     assert entry["status"] == "ok", entry.get("error")
-    assert entry["targets"], f"course.yml sets no ci target for {_key(notebook)}"
-    missed = [f"{t['metric']} = {t['measured']} (target {t['target']})" for t in entry["targets"] if not t["met"]]
-    assert not missed, f"{_key(notebook)} missed: {'; '.join(missed)}"
+    _assert_targets_met(notebook, entry["targets"])
     if entry["seconds"] > CI_BUDGET_SECONDS:  # reported, not failed: timing depends on the machine's load
         print(f"warning: {_key(notebook)} took {entry['seconds']} s, over the {CI_BUDGET_SECONDS} s ci budget")
 
@@ -71,15 +78,18 @@ def test_run_reports_a_failing_notebook_without_stopping(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson", sorted((REPO / "notebooks").glob("*.ipynb")), ids=_key)
 def test_lesson_matches_its_stored_outputs_with_nbval(lesson, tmp_path):
-    """nbval: every cell runs and prints what is stored; numbers training produces are sanitized. Then, in the
+    """nbval: every cell runs and prints what is stored; numbers training produces are sanitized; the metrics it
+    records meet the lesson's ci targets (course.yml). Then, in the
     same kernel, every explorer's controls are moved: each move changes the picture (redraw times are printed)."""
-    report = tmp_path / "explorers.json"
+    report, recorded = tmp_path / "explorers.json", tmp_path / "recorded.jsonl"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-           "LEPTON_EXPLORER_REPORT": str(report)}
+           "LEPTON_EXPLORER_REPORT": str(report), RECORD_FILE_ENV: str(recorded), PROGRESS_ENV: "0"}
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
                              "-p", "nbval_lepton", "--nbval", "--nbval-sanitize-with", str(HERE / "nbval_sanitize.cfg"),
                              str(lesson)], cwd=REPO, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout[-4000:]
+    metrics = {r["name"]: r["value"] for r in map(json.loads, recorded.read_text().splitlines())}
+    _assert_targets_met(lesson, check(metrics, targets_for(COURSE, _key(lesson), "ci")))
     explorers = json.loads(report.read_text())
     assert explorers, f"{_key(lesson)} builds no explorer"
     for explorer in explorers:  # the figures, in the test's output
