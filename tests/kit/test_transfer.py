@@ -103,3 +103,31 @@ def test_cached_file_never_downloads(tmp_path, monkeypatch):
     assert cached_file("w.bin") == (target, None)
     target.write_bytes(b"corrupt")
     assert cached_file("w.bin")[0] is None
+
+
+def test_pretrain_reads_back_the_weights_and_the_random_state_that_training_leaves(tmp_path, monkeypatch):
+    import torch
+
+    from lepton_kit.transfer import pretrain
+
+    monkeypatch.setenv("LEPTON_DATA_DIR", str(tmp_path))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 6)).astype(np.float32), np.arange(40) % 3
+
+    def run():
+        torch.manual_seed(1)
+        net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Dropout(0.3), torch.nn.Linear(8, 3))
+        net = pretrain(net, x, y, steps=7, lr=0.05, seed=2, batch_size=16)
+        return net, torch.rand(3)
+
+    trained, after_training = run()
+    assert list((tmp_path / "pretrained").glob("*.npz")), "the weights were stored"
+    read_back, after_reading = run()
+    for a, b in zip(trained.state_dict().values(), read_back.state_dict().values()):
+        assert torch.equal(a, b)
+    assert torch.equal(after_training, after_reading), "torch's random state differs after a read-back"
+    assert read_back.training
+    torch.manual_seed(1)
+    other = pretrain(torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Dropout(0.3), torch.nn.Linear(8, 3)),
+                     x, y, steps=8, lr=0.05, seed=2, batch_size=16)
+    assert not torch.equal(other[0].weight, trained[0].weight), "other settings are another entry"
