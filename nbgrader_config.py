@@ -46,6 +46,15 @@ c.LeptonAutograde.disk = 512 * 1024**2        # bytes in the home folder, in /tm
 c.LeptonAutograde.output = 2 * 1024**2        # bytes of output per notebook (more is cut)
 c.LeptonAutograde.cell_output = 512 * 1024    # bytes of output per cell (more is cut)
 c.LeptonAutograde.threads = 1                 # BLAS/OpenMP threads per submission (--jobs runs several)
+c.LeptonAutograde.data = 64 * 1024**2         # bytes of one call's data between the checker and the kernel
+# Tests run in a trusted checker process that calls into the student's kernel for data only (the verdict
+# is computed where student code cannot reach). These assignments still run their tests inside the
+# kernel under the in-process guard, whose verdicts can be forged (autograder/README.md): not yet ported.
+c.LeptonAutograde.tests_in_kernel = [
+    "02_autograd", "03_optimizers", "04_generalization", "05_cnn", "06_sequences", "07_transfer",
+    "08_compression", "09_deployment", "10_fedavg", "11_fedprivacy", "p1_budget", "p2_federated",
+    "s1_repair", "s2_equation",
+]
 
 # --- formgrader's buttons follow the course's rules (lepton_kit/grading/formgrader.py) ---------------
 # Generate Feedback: test cells show their visible part only (nbgrader's own feedback shows hidden tests).

@@ -44,6 +44,123 @@ LEAK_BASE64 = ("import base64\nimport sys\n\n\ndef relu(z):\n    consts = repr(s
 HONEST_INLINE_PLOT = ("%matplotlib inline\nimport matplotlib.pyplot as plt\n\n"
                       "plt.plot([0, 1], [1, 0])\nplt.title('a figure in the answer cell')\nplt.show()\n")
 WRONG_SOFTMAX = "def softmax(z):\n    raise NotImplementedError()\n"
+# The review's forged passes (issue 8, section 1): each broke a design that ran the tests in the
+# kernel. With the tests in the checker process, each one is a wrong answer and scores as one.
+REEXEC_LYING_NAMES = """
+import sys
+
+class Yes:
+    def __eq__(self, other): return True
+    def __bool__(self): return True
+    def __call__(self, *args, **kwargs): return self
+    def __getattr__(self, name): return self
+    def __iter__(self): return iter(())
+    def __float__(self): return 0.0
+
+class Lying(dict):
+    def __missing__(self, key): return Yes()
+
+def relu(z):
+    frame = sys._getframe(1)
+    while frame is not None and not getattr(relu, "busy", False):
+        relu.busy = True
+        try:
+            exec(frame.f_code, frame.f_globals, Lying())  # run the caller again, every missing name lies
+        except BaseException:
+            pass
+        relu.busy = False
+        frame = frame.f_back
+    return np.abs(z)
+"""
+SECOND_AUDIT_HOOK = """
+import sys
+
+seen = []
+
+def spy(event, args):
+    if len(seen) < 200 and event in ("lepton.begin", "lepton.done", "object.__getattr__", "exec", "compile"):
+        frame = sys._getframe(1)
+        seen.append((event, sorted(frame.f_locals)[:20]))
+        for line in frame.f_locals.values():
+            if isinstance(line, str) and line.startswith("LV "):
+                print(line)  # replay anything that looks like a signed verdict
+
+sys.addaudithook(spy)
+"""
+FINALIZER_IN_GUARD = """
+import sys
+
+class Reach:
+    def __del__(self):
+        frame = sys._getframe(1)
+        while frame is not None:
+            for value in list(frame.f_locals.values()):
+                if isinstance(value, bytes) and len(value) == 32:
+                    print("KEY", value.hex())
+            frame = frame.f_back
+
+def relu(z, _bait=None):
+    return np.abs(z)
+
+relu.__defaults__ = (Reach(),)
+"""
+RAW_MEMORY = """
+import ctypes
+import gc
+
+def relu(z):
+    for obj in list(sys.modules.values())[:50]:
+        pointer = ctypes.cast(id(obj), ctypes.POINTER(ctypes.py_object))
+        try:
+            pointer[0]
+        except Exception:
+            pass
+    return np.abs(z)
+
+import sys
+"""
+LYING_MODULE_CLASS = """
+import math
+import types
+
+import numpy
+import numpy.testing
+
+class Lying(types.ModuleType):
+    def __getattribute__(self, name):
+        if name in ("allclose", "isclose", "array_equal", "assert_allclose", "isfinite", "all"):
+            return lambda *args, **kwargs: True
+        return super().__getattribute__(name)
+
+for module in (numpy, numpy.testing, math):
+    module.__class__ = Lying
+"""
+PATCH_AND_PUT_BACK = """
+import lepton_kit.checks as checks
+
+original_close, calls = checks.check_close, [0]
+
+def softmax(z):
+    calls[0] += 1
+    if calls[0] % 2:
+        checks.check_close = lambda *args, **kwargs: None  # patched for the first call ...
+    else:
+        checks.check_close = original_close                # ... and put back by the second
+    return np.full_like(np.asarray(z, dtype=float), 0.5)
+"""
+DISPATCHER_CODE = """
+import numpy
+
+always = (lambda a, b, rtol=1e-05, atol=1e-08, equal_nan=False: True).__code__
+for name in ("allclose", "isclose", "array_equal"):
+    implementation = getattr(numpy, name)
+    target = getattr(implementation, "_implementation", None) or getattr(implementation, "__wrapped__", None)
+    if target is not None:
+        try:
+            target.__code__ = always.replace(co_name=target.__code__.co_name)
+        except (TypeError, ValueError):
+            pass
+"""
 WRONG_MSE = "def mse(y, t):\n    return 0.0\n"
 
 
@@ -474,16 +591,30 @@ def _cases(root: Path) -> list[Case]:
         Case("cheat-rebind-checkers", "check_close rebound to a no-op", cheat(REBIND_CHECKERS), (0, 0, 1)),
         Case("cheat-patch-modules", "numpy and lepton_kit.checks patched", cheat(PATCH_MODULES), (0, 0, 1)),
         Case("cheat-patch-builtins", "relu replaces builtins.type while the test runs",
-             answer("relu_solution", PATCH_BUILTINS), (0, 2, 1), note="builtins.type"),
+             answer("relu_solution", PATCH_BUILTINS), (0, 2, 1)),
         Case("cheat-patch-during-test", "relu and softmax patch the checkers while the test runs",
              chain(answer("relu_solution", PATCH_DURING_TEST), answer("softmax_solution", PATCH_DURING_TEST_SOFTMAX)),
-             (0, 0, 1), note="changed while the test ran"),
+             (0, 0, 1)),
         Case("cheat-always-equal", "objects whose __eq__ is always true", chain(
             answer("relu_solution", ALWAYS_EQUAL), answer("softmax_solution", "def softmax(z):\n    return Anything()")),
              (0, 0, 1)),
         Case("cheat-fake-float", "mse returns an object faking __float__", answer("mse_solution", FAKE_FLOAT), (1, 2, 0)),
         Case("cheat-peek-array", "__array__ reads the expected value from the checker's frame",
              answer("relu_solution", PEEK_ARRAY), (0, 2, 1)),
+        Case("forge-reexec-lying-names", "relu runs its caller's code again with names that answer True to everything",
+             answer("relu_solution", REEXEC_LYING_NAMES), (0, 2, 1)),
+        Case("forge-second-audit-hook", "a second audit hook reads the frames of the autograder's events",
+             chain(answer("relu_solution", SECOND_AUDIT_HOOK + "\n" + WRONG_RELU)), (0, 2, 1)),
+        Case("forge-finalizer", "a __del__ that runs while relu's defaults are put back reads the frames",
+             answer("relu_solution", FINALIZER_IN_GUARD), (0, 2, 1)),
+        Case("forge-raw-memory", "ctypes.cast and py_object pointers instead of flagged ctypes calls",
+             answer("relu_solution", RAW_MEMORY), (0, 0, 0), note="the kernel stopped"),
+        Case("forge-module-class", "numpy, numpy.testing and math get a lying module class",
+             chain(answer("relu_solution", LYING_MODULE_CLASS + "\n" + WRONG_RELU)), (0, 2, 1)),
+        Case("forge-patch-put-back", "softmax patches check_close on one call and puts it back on the next",
+             answer("softmax_solution", PATCH_AND_PUT_BACK), (1, 0, 1)),
+        Case("forge-dispatcher-code", "the __code__ behind numpy 2's allclose dispatcher replaced",
+             chain(answer("relu_solution", DISPATCHER_CODE + "\n" + WRONG_RELU)), (0, 2, 1)),
         Case("cheat-forge-verdicts", "fake autograder messages and audit events", cheat(FORGE_VERDICTS), (0, 0, 0),
              note="altered or replayed"),
         Case("cheat-trace", "sys.settrace (can jump over a test's lines)", answer("relu_solution", TRACE, keep=True),
@@ -531,7 +662,7 @@ def _cases(root: Path) -> list[Case]:
              full),
         Case("raw-flood", "writes 8 MB straight to every file descriptor", after(
             "mse_solution", "import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'{' * (8 << 20))\n"
-                            "    except OSError:\n        pass"), (1, 2, 0), note="stopped during cell"),
+                            "    except OSError:\n        pass"), (1, 2, 0), note="cell mse_solution"),
         # tampered structure and metadata
         Case("delete-tests", "every test cell deleted", drop(*TESTS), full, note="was deleted"),
         Case("duplicate-test", "test_softmax three times", duplicate("test_softmax"), full, note="appears 3 times"),

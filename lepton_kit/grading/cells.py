@@ -10,6 +10,7 @@ only (the ``plan`` step), and every function here holds :data:`PARSING` as well.
 from __future__ import annotations
 
 import ast
+import builtins
 import threading
 
 PARSING = threading.RLock()
@@ -100,6 +101,43 @@ def defined_names(codes) -> list[str]:
                     for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                         names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
     return sorted(names)
+
+
+def free_names(code: str) -> set:
+    """Names a cell reads without binding them anywhere in it (function arguments count as bound).
+
+    >>> sorted(free_names("x = f(a)\\ndef g(y):\\n    return y + z\\nprint(x)"))
+    ['a', 'f', 'z']
+    """
+    loaded, bound = set(), set()
+    with PARSING:
+        tree = ast.parse(code)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return loaded - bound - set(dir(builtins))
+
+
+def names_of(code: str) -> tuple[set, set]:
+    """(free, bound): the names a cell reads without binding them, and the names its top level binds.
+
+    >>> free, bound = names_of("x = f(a)\\ndef g(y):\\n    return y + z")
+    >>> sorted(free), sorted(bound)
+    (['a', 'f', 'z'], ['g', 'x'])
+    """
+    with PARSING:
+        try:
+            return free_names(code), set(defined_names([code]))
+        except SyntaxError:
+            return set(), set()
 
 
 def imports_of(codes) -> list[str]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lepton_kit.grading import guard
-from lepton_kit.grading.cells import defined_names, done_signal, guarded, imports_of, label, operation
-from lepton_kit.grading.sandbox import Limits, OutputFlood
+from lepton_kit.grading.cells import defined_names, done_signal, guarded, imports_of, label, names_of, operation
+from lepton_kit.grading.sandbox import Limits, OutputFlood, start_checker
 
 OUTPUT_TYPES = {"stream", "display_data", "execute_result", "error"}
 
@@ -49,25 +50,44 @@ class Plan:
     imports: list = field(default_factory=list)  # modules the instructor's cells use
     labels: dict = field(default_factory=dict)   # index -> the cell as a student finds it
     student_names: list = field(default_factory=list)  # what the release's answer cells define: the student's
+    checker: bool = False    # tests run in the trusted checker (ops "setup", "check"), not in the kernel
+    kernel_code: dict = field(default_factory=dict)  # index -> the source the kernel runs for a "setup" cell
 
     def label(self, index) -> str:
         return self.labels.get(index, "before the first cell")
 
 
-def plan(nb, answer_stubs=()) -> Plan:
+def plan(nb, answer_stubs=(), checker=False) -> Plan:
     """The cells to send and how (parses instructor code: call it from the main thread).
 
     ``answer_stubs``: the release's answer cells; the names they define belong to the student, so a
     baseline that a locked cell defines under the same name is not put back before each test.
+
+    ``checker``: tests run in the trusted checker. A locked cell runs there too (op ``setup``) when it
+    uses no name of the student's; one that does runs in the kernel only, and the names it binds
+    become the student's (the checker fetches them). Test cells (op ``check``) never reach the kernel.
     """
-    result = Plan(student_names=defined_names(answer_stubs))
+    result = Plan(student_names=defined_names(answer_stubs), checker=checker)
+    student = set(result.student_names)
     for index, cell in enumerate(nb["cells"]):
         op = operation(cell)
         if op is None:
             continue
         code, value = guarded(cell["source"]) if op != "run" else (cell["source"], None)
+        if checker and op == "instr":
+            free, bound = names_of(code)
+            if free & student:
+                op, code, value = "run", cell["source"], None
+                student |= bound
+            else:
+                op = "setup"
+                result.kernel_code[index] = cell["source"]
+        elif checker and op == "test":
+            op = "check"
         result.cells.append((index, op, code, value))
         result.labels[index] = label(cell, index)
+    if checker:
+        result.student_names = sorted(student)
     result.imports = imports_of([nb["cells"][i]["source"] for i, op, _, _ in result.cells if op != "run"])
     return result
 
@@ -203,14 +223,21 @@ def run(plan: Plan, limits: Limits, files: Path, backend, slot: int = 0) -> Note
     result = NotebookRun(cells={index: CellRun() for index, _, _, _ in plan.cells})
     session = _Session(limits, result.cells, result.notes, plan.label)
     deadline = began + limits.notebook_timeout
+    checker, folder = None, None
     try:
         executor = backend.start(limits, files, slot=slot)
+        if plan.checker:
+            folder = tempfile.TemporaryDirectory(prefix="lepton-checker-")
+            checker = start_checker(limits, Path(folder.name))
+            executor.carry_data()
     except OSError as err:
         result.failure = f"could not start the executor: {err}"
         return result
     try:
         executor.send({"op": "hello", "imports": plan.imports, "student_names": plan.student_names,
                        "packages": sorted({n.split(".")[0] for n in plan.imports})})
+        if checker:
+            checker.send({"op": "hello", "student_names": plan.student_names})
         for line in executor.records(min(deadline, time.monotonic() + max(120.0, limits.cell_timeout))):
             session.handle(line)
             if session.ready:
@@ -218,7 +245,10 @@ def run(plan: Plan, limits: Limits, files: Path, backend, slot: int = 0) -> Note
         if not (session.ready and session.key):
             result.failure = "the executor did not start: " + executor.stderr_tail.decode("utf-8", "replace")[-500:]
             return result
-        _run_cells(executor, session, plan, limits, deadline, result)
+        if checker and _message(checker, time.monotonic() + 120.0, lambda line: None) != {"t": "ready"}:
+            result.failure = "the checker did not start: " + checker.stderr_tail.decode("utf-8", "replace")[-500:]
+            return result
+        _run_cells(executor, session, plan, limits, deadline, result, checker)
         if not result.stopped:
             executor.send({"op": "bye"})
             for line in executor.records(time.monotonic() + 5):
@@ -227,6 +257,9 @@ def run(plan: Plan, limits: Limits, files: Path, backend, slot: int = 0) -> Note
         result.stopped = f"stopped during {plan.label(session.current)}: {err}"
     finally:
         executor.kill()
+        if checker:
+            checker.kill()
+            folder.cleanup()
     result.notes[:] = list(dict.fromkeys(result.notes))
     if session.forged:
         result.notes.append(f"{session.forged} forged autograder message(s) ignored")
@@ -236,14 +269,26 @@ def run(plan: Plan, limits: Limits, files: Path, backend, slot: int = 0) -> Note
     return result
 
 
-def _run_cells(executor, session, plan, limits, deadline, result):
+def _run_cells(executor, session, plan, limits, deadline, result, checker=None):
     name = plan.label
     for index, op, code, value in plan.cells:
         if time.monotonic() >= deadline:
             result.stopped = f"the notebook ran past its {limits.notebook_timeout:.0f} s limit before {name(index)}"
             return
-        request = {"op": op, "i": index, "code": code}
-        if op != "run":
+        if op == "check":
+            session.current = index
+            result.cells[index].ran = True
+            if not _check(executor, checker, session, index, code, value, limits, deadline, result):
+                return
+            continue
+        if op == "setup":  # the checker runs it too, in its own namespace
+            if not checker.send({"op": "instr", "i": index, "code": code}):
+                result.stopped = f"the checker was gone before {name(index)}"
+                return
+            request = {"op": "run", "i": index, "code": plan.kernel_code[index]}
+        else:
+            request = {"op": op, "i": index, "code": code}
+        if op not in ("run", "setup"):
             nonce = secrets.token_hex(8)
             source = code + done_signal(nonce, value)
             request.update(n=nonce, code=source, tag=guard.mac(session.key, f"B|{nonce}|{op}|{source}"))
@@ -255,6 +300,8 @@ def _run_cells(executor, session, plan, limits, deadline, result):
             return
         cell_deadline = min(time.monotonic() + limits.cell_timeout, deadline)
         if _wait(executor, session, index, cell_deadline):
+            if op == "setup" and not _setup_done(checker, index, cell_deadline, result, name):
+                return
             continue
         if executor.eof:
             result.stopped = f"the kernel stopped during {name(index)} ({executor.exit_status()})"
@@ -263,6 +310,8 @@ def _run_cells(executor, session, plan, limits, deadline, result):
         over = "its" if time.monotonic() < deadline else "the notebook's"
         if _wait(executor, session, index, time.monotonic() + limits.interrupt_grace):
             result.notes.append(f"{name(index)} ran past {over} time limit and was interrupted")
+            if op == "setup" and not _setup_done(checker, index, time.monotonic() + limits.cell_timeout, result, name):
+                return
             continue
         result.stopped = f"{name(index)} ran past {over} time limit and did not stop when interrupted"
         return
@@ -273,3 +322,85 @@ def _wait(executor, session, index, deadline) -> bool:
         if session.handle(line) == index:
             return True
     return False
+
+
+def _message(source, deadline, other):
+    """The next call-protocol message (or checker record) from ``source``; ``other(line)`` gets the rest."""
+    for line in source.records(deadline):
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(record, dict) and ("k" in record or record.get("t") in ("ready", "verdict", "done")):
+            return record
+        other(line)
+    return None
+
+
+def _setup_done(checker, index, deadline, result, name) -> bool:
+    """Wait for the checker's copy of a setup cell; False (the notebook stops) when the checker is gone."""
+    while True:
+        record = _message(checker, deadline, lambda line: None)
+        if record is None:
+            result.stopped = f"the checker did not finish {name(index)}"
+            return False
+        if record.get("t") == "done" and record.get("i") == index:
+            if record.get("error"):
+                result.notes.append(f"{name(index)} failed in the checker: the tests that use it cannot pass")
+            return True
+
+
+def _check(executor, checker, session, index, code, value, limits, deadline, result) -> bool:
+    """Run a test in the checker, relaying its calls to the kernel (and the kernel's calls back) until
+    the checker's verdict. False when the notebook must stop (a kernel that died or hung, a lost checker)."""
+    name, run = session.name, result.cells[index]
+    cell_deadline = min(time.monotonic() + limits.cell_timeout, deadline)
+    if not checker.send({"op": "test", "i": index, "code": code, "value": value}):
+        result.stopped = f"the checker was gone before {name(index)}"
+        return False
+
+    def checker_output(line):
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            return
+        if isinstance(record, dict) and record.get("t") == "o":
+            session._output(index, _clean_output(record.get("o")))
+
+    side, interrupted = checker, False
+    while True:
+        other = executor if side is checker else checker
+        wait_until = cell_deadline if not interrupted else min(cell_deadline, interrupted)
+        record = _message(side, wait_until if side is executor else cell_deadline + limits.interrupt_grace,
+                          checker_output if side is checker else session.handle)
+        if record is None:
+            if side is checker:
+                result.stopped = f"the checker did not finish {name(index)} within its time limit"
+                return False
+            if executor.eof:
+                result.stopped = f"the kernel stopped during {name(index)} ({executor.exit_status()})"
+                return False
+            if interrupted:
+                result.stopped = f"{name(index)} ran past its time limit and did not stop when interrupted"
+                return False
+            executor.interrupt()
+            interrupted = time.monotonic() + limits.interrupt_grace
+            cell_deadline = max(cell_deadline, interrupted)
+            result.notes.append(f"{name(index)} ran past its time limit and was interrupted")
+            continue
+        if side is checker and record.get("t") == "verdict":
+            run.verdict = record.get("ok") is True and not session.tampered
+            if record.get("ok") is True and session.tampered:
+                run.why = "tampering earlier in the notebook"
+            number = record.get("value")
+            run.value = float(number) if run.verdict and isinstance(number, (int, float)) \
+                and not isinstance(number, bool) else None
+            return True
+        if record.get("k") not in ("ask", "answer"):
+            continue
+        forward = {"k": record["k"], "i": index, **{key: record[key] for key in ("q", "ok", "value", "changed", "error")
+                                                     if key in record}}
+        if not other.send(forward, timeout=max(0.0, cell_deadline - time.monotonic())):
+            result.stopped = f"the {'kernel' if other is executor else 'checker'} stopped reading during {name(index)}"
+            return False
+        side = other

@@ -93,6 +93,7 @@ class Batch:
     task_slots: dict = field(default_factory=dict)  # slot -> task ids (source/<assignment>/tasks.yml)
     assigned: dict = field(default_factory=dict)    # student -> {slot: task} set by hand
     key: bytes = b""                                # the course secret, when tasks are drawn
+    checker: bool = True    # tests run in the trusted checker; False: in the kernel, under the guard
 
     @classmethod
     def open(cls, root: Path, assignment: str, gb, config, backend, timeout=None, force=False) -> "Batch":
@@ -106,7 +107,8 @@ class Batch:
         return cls(Path(root), assignment, gb, restore.templates(root, assignment, gb), limits, backend,
                    State(root, assignment), LateSubmissionPlugin(config=config), ignore, force,
                    rubric.load(root, assignment), task_slots, assigned,
-                   draws.course_key(root) if task_slots else b"")
+                   draws.course_key(root) if task_slots else b"",
+                   assignment not in (config.get("LeptonAutograde", {}) or {}).get("tests_in_kernel", ()))
 
     def submission(self, student: str) -> Submission:
         return Submission(student, self.root / "submitted" / student / self.assignment)
@@ -200,7 +202,7 @@ def plan(sub: Submission, batch: Batch) -> None:
     """What to send the executor, cell by cell: every Python parse of the batch happens here."""
     for name, nb in sub.notebooks.items():
         stubs = [c.release_source for c in batch.templates[name].cells if c.role == "solution"]
-        sub.plans[name] = execution.plan(nb, answer_stubs=stubs)
+        sub.plans[name] = execution.plan(nb, answer_stubs=stubs, checker=batch.checker)
 
 
 # --- execute (a worker thread: no parsing, no gradebook) ----------------------------------------

@@ -47,10 +47,12 @@ class Limits:
     cell_output: int = 512 << 10         # bytes of output per cell
     interrupt_grace: float = 5.0         # seconds a cell gets to stop after an interrupt
     threads: int = 1                     # BLAS / OpenMP threads (results stay reproducible)
+    data: int = 64 << 20                 # bytes of one call's data between the checker and the kernel
 
     @classmethod
     def from_config(cls, config) -> "Limits":
         section = dict(config.get("LeptonAutograde", {}) or {})
+        section.pop("tests_in_kernel", None)  # not a limit: see pipeline.Batch.open
         known = {f.name: f.type for f in fields(cls)}
         unknown = set(section) - set(known)
         if unknown:
@@ -212,6 +214,21 @@ class Unsandboxed:
         return executor.proc.pid
 
 
+CHECKER = [sys.executable, "-s", "-m", "lepton_kit.grading.checker"]
+
+
+def start_checker(limits: Limits, folder: Path) -> "Executor":
+    """The trusted checker (:mod:`lepton_kit.grading.checker`): a plain child process, in an empty ``folder``."""
+    env = {**os.environ, **thread_env(limits.threads), "MPLBACKEND": "Agg", "LEPTON_PROGRESS": "0",
+           "PYTHONSAFEPATH": "1", "NBGRADER_EXECUTION": "autograde", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("LEPTON_RECORD_FILE", None)
+    proc = subprocess.Popen(CHECKER, cwd=folder, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    checker = Executor(proc, Unsandboxed(), limits)
+    checker.carry_data()
+    return checker
+
+
 def backend(sandbox: bool | None = None):
     """The batch's backend: bubblewrap unless ``sandbox`` is False (None: unless ``LEPTON_SANDBOX=off``).
 
@@ -244,9 +261,16 @@ class Executor:
 
     def __init__(self, proc: subprocess.Popen, backend, limits: Limits, init_pid=None):
         self.proc, self.backend, self.limits, self.init_pid = proc, backend, limits, init_pid
-        self.buffer, self.received, self.stderr_tail, self.eof = b"", 0, b"", False
+        self.buffer, self.scanned, self.received, self.stderr_tail, self.eof = bytearray(), 0, 0, b"", False
+        self.line_cap = limits.cell_output + (1 << 20)  # bytes of one record
+        self.budget = 4 * limits.output + 16 * limits.cell_output + (1 << 20)  # bytes of all records
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             os.set_blocking(stream.fileno(), False)
+
+    def carry_data(self) -> None:
+        """Records may hold call data (the checker's protocol): larger lines, a larger budget."""
+        self.line_cap = max(self.line_cap, self.limits.data * 4 // 3 + (1 << 20))
+        self.budget += 32 * self.limits.data
 
     def send(self, request: dict, timeout: float | None = None) -> bool:
         """Write one request; False when the executor is gone or has not read it within ``timeout``
@@ -275,12 +299,17 @@ class Executor:
         Raises :class:`OutputFlood` when the executor sends more than the notebook's output limit.
         """
         out, err = self.proc.stdout.fileno(), self.proc.stderr.fileno()
-        budget = 4 * self.limits.output + 16 * self.limits.cell_output + (1 << 20)
+        budget = self.budget
         while True:
-            while b"\n" in self.buffer:
-                line, self.buffer = self.buffer.split(b"\n", 1)
+            at = self.buffer.find(b"\n", self.scanned)
+            while at >= 0:
+                line = bytes(self.buffer[:at])
+                del self.buffer[:at + 1]
+                self.scanned = 0
                 yield line.decode("utf-8", "replace")
-            if len(self.buffer) > self.limits.cell_output + (1 << 20):
+                at = self.buffer.find(b"\n")
+            self.scanned = len(self.buffer)
+            if len(self.buffer) > self.line_cap:
                 raise OutputFlood("a single output line exceeded the output limit")
             timeout = deadline - time.monotonic()
             if timeout <= 0 or self.eof:
@@ -357,7 +386,7 @@ class OutputFlood(RuntimeError):
 
 def _read(fd):
     try:
-        return os.read(fd, 1 << 16)
+        return os.read(fd, 1 << 20)
     except BlockingIOError:
         return None
     except OSError:

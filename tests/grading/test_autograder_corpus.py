@@ -74,11 +74,14 @@ def test_the_batch_reports_each_problem_per_student(graded):
     failed = {line.split()[1].rstrip(":") for line in stdout.splitlines() if line.strip().startswith("failed ")}
     assert failed == {c.student for c in cases.values() if c.failed}, stdout
     state = course / "autograded" / ".lepton-state" / corpus.ASSIGNMENT
+    unsaid = {}
     for case in cases.values():
         if case.note:
             record = json.loads((state / f"{case.student}.json").read_text())
             said = " ".join(record["notes"] + list(record["problems"].values()))
-            assert case.note in said, f"{case.student}: {case.note!r} not in {said!r}"
+            if case.note not in said:
+                unsaid[case.student] = f"{case.note!r} not in {said!r}"
+    assert not unsaid, json.dumps(unsaid, indent=1)
     assert f"graded {len(cases) - sum(c.failed for c in cases.values())}, failed" in stdout
 
 

@@ -158,9 +158,29 @@ def test_plan(batch, corpus_dir):
     sub = submit(batch, corpus_dir, "honest", steps=PREPARED)
     planned = sub.plans["bench"]
     ops = {planned.labels[i]: op for i, op, _, _ in planned.cells}
-    assert {ops[f"cell {t}"] for t in corpus.TESTS} == {"test"} and ops["cell relu_solution"] == "run"
+    assert {ops[f"cell {t}"] for t in corpus.TESTS} == {"check"} and ops["cell relu_solution"] == "run"
+    assert ops["cell setup"] == "setup" and planned.checker  # the checker runs the setup cell too
+    assert "mse" in planned.student_names  # a baseline the student replaces: the checker fetches it
     assert all(code.endswith("\n") for _, op, code, _ in planned.cells if op != "run")
     assert "numpy" in planned.imports and "lepton_kit.checks" in planned.imports
+
+
+def test_plan_in_the_kernel_and_setup_that_uses_student_code():
+    from lepton_kit.grading.execution import plan
+
+    def cell(source, **meta):
+        return {"cell_type": "code", "source": source, "metadata": {"nbgrader": meta}}
+
+    nb = {"cells": [cell("import numpy as np", locked=True, grade_id="setup"),
+                    cell("def fit(x):\n    return x", solution=True, grade_id="answer"),
+                    cell("model = fit(np.zeros(2))", locked=True, grade_id="train"),
+                    cell("assert model.shape == (2,)", grade=True, locked=True, grade_id="test", points=1)]}
+    stubs = ["def fit(x):\n    raise NotImplementedError()"]
+    checked = plan(nb, answer_stubs=stubs, checker=True)
+    assert [op for _, op, _, _ in checked.cells] == ["setup", "run", "run", "check"]
+    assert checked.student_names == ["fit", "model"]  # bound by a cell that ran the student's code
+    in_kernel = plan(nb, answer_stubs=stubs)
+    assert [op for _, op, _, _ in in_kernel.cells] == ["instr", "run", "instr", "test"]
 
 
 def test_stage_files(batch, corpus_dir):
