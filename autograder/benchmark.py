@@ -162,7 +162,7 @@ def main(argv=None) -> int:
         print(f"stock nbgrader autograde (serial, no isolation): {t_stock:6.1f} s  "
               f"({t_stock / len(students):.2f} s per submission)")
         t_ours = run_lepton(ours, subs, args.jobs)
-        print(f"lepton autograde --jobs {args.jobs} (bubblewrap, guard): {t_ours:6.1f} s  "
+        print(f"lepton autograde --jobs {args.jobs} (bubblewrap, checker): {t_ours:6.1f} s  "
               f"({t_ours / len(students):.2f} s per submission)")
         a, b = cell_scores(stock, ASSIGNMENT), cell_scores(ours, ASSIGNMENT)
         if a != b:

@@ -141,6 +141,7 @@ class Checker:
     def run(self, request) -> dict:
         op, code = request.get("op"), request.get("code", "")
         self.channel.start(request.get("i"))
+        self.peer.reset()
         fetched = {}
         try:
             compiled = compile(code, f"<cell {request.get('i')}>", "exec", dont_inherit=True)

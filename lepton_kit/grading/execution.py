@@ -1,9 +1,10 @@
-"""Plan a notebook (main thread), then run the plan in an executor and collect outputs and signed verdicts.
+"""Plan a notebook (main thread), then run the plan: the kernel in its sandbox, the tests in the checker.
 
-The trusted side of :mod:`lepton_kit.grading.executor`: it sends the cells one at a time (hidden tests
-reach the sandbox only when their cell runs), enforces the wall-time and output limits, interrupts
-or kills what overruns, and keeps the guard's verdicts only when their signature checks out.
-:func:`run` parses nothing, so it is safe in worker threads.
+The trusted side of :mod:`lepton_kit.grading.executor` and :mod:`lepton_kit.grading.checker`: it
+sends the cells one at a time, relays the checker's calls to the kernel and back, enforces the
+wall-time and output limits, interrupts or kills what overruns, and takes verdicts from the checker
+(or, for assignments whose tests still run in the kernel, from the guard when their signature checks
+out). :func:`run` parses nothing, so it is safe in worker threads.
 
 >>> plan({"cells": [{"cell_type": "code", "source": "1 + 1", "metadata": {"nbgrader": {"grade": True}}}]}).cells
 [(0, 'test', '__lepton_value__ = (1 + 1)\\n', '__lepton_value__')]
@@ -398,7 +399,7 @@ def _check(executor, checker, session, index, code, value, limits, deadline, res
             return True
         if record.get("k") not in ("ask", "answer"):
             continue
-        forward = {"k": record["k"], "i": index, **{key: record[key] for key in ("q", "ok", "value", "changed", "error")
+        forward = {"k": record["k"], "i": index, **{key: record[key] for key in ("q", "ok", "value", "changed", "synced", "error", "type")
                                                      if key in record}}
         if not other.send(forward, timeout=max(0.0, cell_deadline - time.monotonic())):
             result.stopped = f"the {'kernel' if other is executor else 'checker'} stopped reading during {name(index)}"

@@ -1,0 +1,153 @@
+"""The boundary between checker and kernel: data only, handles for the rest, arrays that keep their identity."""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+
+import numpy as np
+import pytest
+from math import sqrt
+
+from lepton_kit.grading.checker import check_own_work, pushing
+from lepton_kit.grading.wire import Peer, Remote, WireError
+
+
+def _pair(namespace):
+    """A checker-side Peer talking to a kernel-side Peer (serving ``namespace``) through JSON, in a thread."""
+    to_kernel, to_checker = queue.Queue(), queue.Queue()
+
+    def through_json(q):
+        return lambda message: q.put(json.loads(json.dumps(message, allow_nan=False)))
+
+    kernel = Peer(send=through_json(to_checker), receive=to_kernel.get, lookup=namespace.__getitem__,
+                  assign=namespace.__setitem__)
+    checker = Peer(send=through_json(to_kernel), receive=to_checker.get)
+
+    def serve():
+        while True:
+            message = to_kernel.get()
+            if message is None:
+                return
+            kernel.answer(message["q"])
+
+    threading.Thread(target=serve, daemon=True).start()
+    return checker, kernel
+
+
+def test_data_round_trips_and_non_data_becomes_a_handle():
+    peer = Peer(send=None, receive=None)
+    value = {"a": (1, 2.5, float("inf")), "b": [np.arange(6, dtype=np.int32).reshape(2, 3), np.float32(1.5)],
+             "c": b"\x00\xff", "big": 2 ** 70, "s": "caf\u00e9", 3: None}
+    back = peer.decode(json.loads(json.dumps(peer.encode(value))))
+    assert back["a"] == (1, 2.5, float("inf")) and back[3] is None and back["big"] == 2 ** 70
+    assert back["b"][0].dtype == np.int32 and back["b"][0].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert type(back["b"][1]) is np.float32 and back["c"] == b"\x00\xff"
+    assert isinstance(peer.decode(peer.encode(object())), Remote)
+
+
+@pytest.mark.parametrize("data", [
+    {"$nd": ["|O", [1], "AA=="]},                      # object arrays: pickles in disguise
+    {"$nd": ["<f8", [3], "AAAAAAAAAAA="]},             # bytes that do not match the shape
+    {"$nd": ["<f8", [-1], ""]},
+    {"$nd": [{"descr": "x"}, [1], ""]},
+    {"__reduce__": "os.system"},
+    {"$r": 12345},                                     # a handle this side never gave out
+    {"$int": "1" * 6000},
+])
+def test_the_decoder_refuses_what_is_not_plain_data(data):
+    with pytest.raises(ValueError):
+        Peer(send=None, receive=None).decode(data)
+
+
+def test_the_decoder_cuts_deep_nesting():
+    deep = []
+    for _ in range(100):
+        deep = [deep]
+    with pytest.raises(ValueError, match="too deep"):
+        Peer(send=None, receive=None).decode(deep)
+
+
+def test_calls_return_data_and_built_in_exceptions_keep_their_type():
+    def forward(x, w):
+        return x @ w
+
+    def picky(task):
+        raise ValueError(f"unknown task {task!r}")
+
+    checker, _ = _pair({"forward": forward, "picky": picky})
+    fns = checker.request({"op": "get", "names": ["forward", "picky", "missing"]})
+    assert set(fns) == {"forward", "picky"}
+    out = fns["forward"](np.ones((2, 3)), np.ones((3, 4)))
+    assert type(out) is np.ndarray and out.shape == (2, 4) and out[0, 0] == 3.0
+    with pytest.raises(ValueError, match="unknown task 'ranking'") as info:
+        fns["picky"]("ranking")
+    assert isinstance(info.value, WireError)
+
+
+def test_arrays_keep_their_identity_across_calls():
+    class SGD:
+        def __init__(self, params, lr):
+            self.params, self.lr = params, lr
+
+        def step(self, grads):
+            for p, g in zip(self.params, grads):
+                p -= self.lr * g
+
+    checker, _ = _pair({"SGD": SGD})
+    remote_sgd = checker.request({"op": "get", "names": ["SGD"]})["SGD"]
+    assert isinstance(remote_sgd, type) and "step" in vars(remote_sgd)  # a stand-in class, methods as handles
+    params = [np.array([1.0, -2.0]), np.array([[3.0]])]
+    first = params[0]
+    remote_sgd(params, lr=0.1).step([np.array([0.5, -1.0]), np.array([[2.0]])])  # updated in a later call
+    assert first.tolist() == [0.95, -1.9] and params[1].tolist() == [[2.8]]
+
+
+def test_functions_handed_over_are_called_back():
+    def numerical(f, x, eps=1e-5):
+        grad = np.zeros_like(x)
+        for i in range(x.size):
+            old = x[i]
+            x[i] = old + eps
+            up = f(x)
+            x[i] = old - eps
+            down = f(x)
+            x[i] = old
+            grad[i] = (up - down) / (2 * eps)
+        return grad
+
+    checker, _ = _pair({"numerical": numerical})
+    fn = checker.request({"op": "get", "names": ["numerical"]})["numerical"]
+    x = np.array([1.0, -2.0, 3.0])
+    np.testing.assert_allclose(fn(lambda v: float(np.sum(v ** 2)), x), 2 * x, rtol=1e-6)
+    assert x.tolist() == [1.0, -2.0, 3.0]
+
+
+def test_a_test_that_rebinds_a_student_name_rebinds_it_in_the_kernel():
+    namespace = {"double": lambda x: 2 * x, "twice": lambda x: namespace["double"](namespace["double"](x))}
+    checker, _ = _pair(namespace)
+    ns = checker.request({"op": "get", "names": ["double", "twice"]})
+    seen = []
+    ns["__lepton_push__"] = lambda name, value: checker.request(
+        {"op": "set", "name": name, "value": checker.encode(value)})
+    exec(pushing("_double = double\ndef double(x):\n    seen.append(x)\n    return _double(x)\nout = twice(3)",
+                 {"double"}, "<test>"), {**ns, "seen": seen, "out": None})
+    assert seen == [3, 6]
+
+
+def test_check_own_work_reads_a_remote_function():
+    def mine(x):
+        return x ** 0.5
+
+    def shortcut(x):
+        return sqrt(x)
+
+    checker, _ = _pair({"mine": mine, "shortcut": shortcut})
+    fns = checker.request({"op": "get", "names": ["mine", "shortcut"]})
+    import lepton_kit.checks
+    import lepton_kit.grading.checker as module
+
+    module._kit_check_own_work = lepton_kit.checks.check_own_work
+    check_own_work(fns["mine"], "math")
+    with pytest.raises(AssertionError, match="uses sqrt from math"):
+        check_own_work(fns["shortcut"], "math")
