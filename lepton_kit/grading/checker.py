@@ -109,7 +109,7 @@ class Checker:
         self.channel, self.reader, self.streams = channel, reader, streams
         self.ns = {"__name__": "__main__", "__builtins__": builtins}
         self.student = set()  # names that always come from the kernel
-        self.peer = Peer(send=self._send, receive=self._receive, before_answer=self.flush)
+        self.peer = Peer(send=self._send, receive=self._receive, before_answer=self.flush, trusted=True)
 
     def _send(self, message):
         self.flush()

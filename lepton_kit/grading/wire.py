@@ -102,9 +102,13 @@ class Peer:
     other side may call back (a test's function handed to a student's function) before it answers.
     """
 
-    def __init__(self, send, receive, lookup=None, before_answer=None, assign=None):
+    def __init__(self, send, receive, lookup=None, before_answer=None, assign=None, trusted=False):
         self.send, self.receive, self.lookup, self.before_answer = send, receive, lookup, before_answer
         self.assign = assign
+        # The trusted side (the checker) answers calls of the functions it handed over and nothing else:
+        # no attributes (``__globals__``, ``__code__``), items or names of its objects, and no traceback
+        # (its lines are the hidden test's) in the errors it sends.
+        self.trusted = trusted
         self.handles, self.next_handle = {}, 1
         self.shared, self.shared_ids = {}, {}   # arrays this side sent as call arguments: number -> array
         self.received, self.digests = {}, {}    # the other side's shared arrays as decoded here
@@ -314,7 +318,8 @@ class Peer:
         except KeyboardInterrupt:
             reply = {"k": "answer", "ok": False, "error": "KeyboardInterrupt: the call ran past its time limit"}
         except BaseException as err:  # noqa: BLE001 (student code may raise anything, SystemExit included)
-            reply = {"k": "answer", "ok": False, "error": _describe(err), "type": type(err).__name__}
+            reply = {"k": "answer", "ok": False, "error": _describe(err, where=not self.trusted),
+                     "type": type(err).__name__}
         if self.before_answer:
             self.before_answer()
         try:
@@ -330,6 +335,8 @@ class Peer:
         if type(q) is not dict:
             raise ValueError("malformed request")
         op = q.get("op")
+        if self.trusted and op != "call":
+            raise PermissionError(f"the checker answers calls of the functions it handed over, not {op!r}")
         if op == "get":
             found = {}
             for name in q.get("names", []):
@@ -452,12 +459,12 @@ def _names_used(func):
     return {"names": sorted(names), "modules": modules, "name": str(getattr(func, "__name__", "the function"))}
 
 
-def _describe(err) -> str:
-    """The exception as the student should read it: type, message and the last lines of its traceback."""
+def _describe(err, where=True) -> str:
+    """The exception as the student should read it: type, message and (``where``) the last lines of its traceback."""
     import traceback
 
     try:
-        where = traceback.format_tb(err.__traceback__.tb_next)[-3:] if err.__traceback__ else []
+        where = traceback.format_tb(err.__traceback__.tb_next)[-3:] if err.__traceback__ and where else []
         return (f"{type(err).__name__}: {err}"[:2000] + ("\n" + "".join(where) if where else ""))[:4000]
     except BaseException:  # noqa: BLE001 (a student's exception whose str() raises)
         return "an exception whose message could not be read"

@@ -22,7 +22,7 @@ def _pair(namespace):
 
     kernel = Peer(send=through_json(to_checker), receive=to_kernel.get, lookup=namespace.__getitem__,
                   assign=namespace.__setitem__)
-    checker = Peer(send=through_json(to_kernel), receive=to_checker.get)
+    checker = Peer(send=through_json(to_kernel), receive=to_checker.get, trusted=True)
 
     def serve():
         while True:
@@ -151,3 +151,34 @@ def test_check_own_work_reads_a_remote_function():
     check_own_work(fns["mine"], "math")
     with pytest.raises(AssertionError, match="uses sqrt from math"):
         check_own_work(fns["shortcut"], "math")
+
+
+def test_the_checker_answers_calls_of_what_it_handed_over_and_nothing_else():
+    """A student's function that got a test's function must not read its globals, code or failing lines."""
+    def nosy(f):
+        peer = object.__getattribute__(f, "_peer")
+        target = {"h": object.__getattribute__(f, "_id")}
+        refused = []
+        for q in ({"op": "getattr", "target": target, "name": "__globals__"},
+                  {"op": "names", "target": target}, {"op": "get", "names": ["expected"]}):
+            try:
+                peer.request(q)
+            except PermissionError as err:
+                refused.append(str(err))
+        try:
+            f(-1.0)
+        except ValueError as err:
+            refused.append(str(err))
+        return refused
+
+    checker, _ = _pair({"nosy": nosy})
+    expected = 42.0  # noqa: F841 (what a hidden test would hold)
+
+    def hidden_helper(v):
+        if v < 0:
+            raise ValueError("negative")  # the line itself must not travel
+        return v * expected
+
+    refused = checker.request({"op": "get", "names": ["nosy"]})["nosy"](hidden_helper)
+    assert len(refused) == 4 and all("answers calls" in r for r in refused[:3])
+    assert refused[3] == "ValueError: negative", refused[3]
