@@ -133,6 +133,8 @@ class Checker:
         etype, err, tb = sys.exc_info()
         frames = [f for f in traceback.extract_tb(tb) if not f.filename.endswith(("wire.py", "checker.py"))]
         lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames),
+                 *(["In the notebook's code:\n", *[line + "\n" for line in err.where]] if getattr(err, "where", None)
+                   else []),
                  *traceback.format_exception_only(etype, err)]
         self.flush()
         self.channel.output({"output_type": "error", "ename": etype.__name__, "evalue": str(err)[:5000],

@@ -36,7 +36,10 @@ ARRAY_KINDS = set("biufcUS?")
 
 
 class WireError(Exception):
-    """A call across the boundary failed on the other side (its message says how)."""
+    """A call across the boundary failed on the other side (its message says how; ``where``: its traceback's
+    last lines, from the kernel only)."""
+
+    where: list = []
 
 
 def _raised(error: str, kind: str) -> WireError:
@@ -46,8 +49,9 @@ def _raised(error: str, kind: str) -> WireError:
 
     base = getattr(builtins, kind, None) if type(kind) is str and kind.isidentifier() else None
     if isinstance(base, type) and issubclass(base, Exception) and base is not WireError:
+        message = error[len(kind) + 2:] if error.startswith(kind + ": ") else error
         try:
-            return type(kind, (WireError, base), {})(error)
+            return type(kind, (WireError, base), {"__module__": "builtins"})(message)
         except TypeError:  # a built-in whose layout cannot be mixed in (rare): plain WireError
             pass
     return WireError(error)
@@ -287,7 +291,10 @@ class Peer:
                 self._apply_synced(message.get("synced"))
                 if message.get("ok") is True:
                     return message
-                raise _raised(str(message.get("error", "the call failed"))[:4000], message.get("type"))
+                error = _raised(str(message.get("error", "the call failed"))[:4000], message.get("type"))
+                where = message.get("where")
+                error.where = [str(line)[:1000] for line in where[:20]] if type(where) is list else []
+                raise error
             if message.get("k") == "ask":
                 self.answer(message.get("q"))
 
@@ -318,8 +325,8 @@ class Peer:
         except KeyboardInterrupt:
             reply = {"k": "answer", "ok": False, "error": "KeyboardInterrupt: the call ran past its time limit"}
         except BaseException as err:  # noqa: BLE001 (student code may raise anything, SystemExit included)
-            reply = {"k": "answer", "ok": False, "error": _describe(err, where=not self.trusted),
-                     "type": type(err).__name__}
+            reply = {"k": "answer", "ok": False, "error": _describe(err), "type": type(err).__name__,
+                     "where": [] if self.trusted else _where(err)}
         if self.before_answer:
             self.before_answer()
         try:
@@ -459,13 +466,21 @@ def _names_used(func):
     return {"names": sorted(names), "modules": modules, "name": str(getattr(func, "__name__", "the function"))}
 
 
-def _describe(err, where=True) -> str:
-    """The exception as the student should read it: type, message and (``where``) the last lines of its traceback."""
+def _where(err) -> list:
+    """The last lines of the traceback of an exception raised by the notebook's code (this module's frames left out)."""
     import traceback
 
     try:
-        where = traceback.format_tb(err.__traceback__.tb_next)[-3:] if err.__traceback__ and where else []
-        return (f"{type(err).__name__}: {err}"[:2000] + ("\n" + "".join(where) if where else ""))[:4000]
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.endswith("wire.py")]
+        return [line.rstrip("\n") for line in traceback.format_list(frames[-4:])]
+    except BaseException:  # noqa: BLE001
+        return []
+
+
+def _describe(err) -> str:
+    """The exception as the student should read it: its type and message."""
+    try:
+        return f"{type(err).__name__}: {err}"[:4000]
     except BaseException:  # noqa: BLE001 (a student's exception whose str() raises)
         return "an exception whose message could not be read"
 

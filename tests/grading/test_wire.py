@@ -82,7 +82,7 @@ def test_calls_return_data_and_built_in_exceptions_keep_their_type():
     assert type(out) is np.ndarray and out.shape == (2, 4) and out[0, 0] == 3.0
     with pytest.raises(ValueError, match="unknown task 'ranking'") as info:
         fns["picky"]("ranking")
-    assert isinstance(info.value, WireError)
+    assert isinstance(info.value, WireError) and str(info.value).startswith("unknown task")
 
 
 def test_arrays_keep_their_identity_across_calls():
@@ -181,4 +181,4 @@ def test_the_checker_answers_calls_of_what_it_handed_over_and_nothing_else():
 
     refused = checker.request({"op": "get", "names": ["nosy"]})["nosy"](hidden_helper)
     assert len(refused) == 4 and all("answers calls" in r for r in refused[:3])
-    assert refused[3] == "ValueError: negative", refused[3]
+    assert refused[3] == "negative", refused[3]
