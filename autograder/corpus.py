@@ -625,6 +625,9 @@ def _cases(root: Path) -> list[Case]:
              answer("relu_solution", LEAK_BASE64), full),
         Case("cheat-gc", "gc.get_objects (can reach the guard's state)", answer("relu_solution", GC_HUNT, keep=True),
              (0, 0, 0), note="called gc.get_objects"),
+        Case("red-flag-in-call", "a right relu that calls gc.get_objects while the checker's test calls it",
+             answer("relu_solution", "import gc\n\n\ndef relu(z):\n    gc.get_objects()\n    return np.maximum(z, 0.0)\n"),
+             (0, 0, 0), note="called gc.get_objects"),
         # reaching outside the submission
         Case("cheat-read-hidden", "looks for the course's source/ and gradebook on disk",
              answer("relu_solution", read_hidden(root)), (0, 2, 1), escapes=True),

@@ -326,11 +326,13 @@ def _wait(executor, session, index, deadline) -> bool:
 
 
 def _message(source, deadline, other):
-    """The next call-protocol message (or checker record) from ``source``; ``other(line)`` gets the rest."""
+    """The next call-protocol message (or checker record) from ``source``; ``other(line)`` gets the rest
+    (outputs, and the guard's signed lines: a red flag raised inside a call still counts)."""
     for line in source.records(deadline):
         try:
             record = json.loads(line)
         except (ValueError, RecursionError):
+            other(line)
             continue
         if isinstance(record, dict) and ("k" in record or record.get("t") in ("ready", "verdict", "done")):
             return record
