@@ -28,7 +28,7 @@ import traceback
 
 from lepton_kit.grading.cells import free_names
 from lepton_kit.grading.executor import Channel, Stream
-from lepton_kit.grading.wire import Peer, Remote, WireError, dumps
+from lepton_kit.grading.wire import Disconnected, Peer, Remote, dumps
 
 _kit_check_own_work = None  # lepton_kit.checks.check_own_work as imported, before serve() points it here
 
@@ -159,7 +159,7 @@ class Checker:
             exec(compiled, self.ns)
         except BaseException as err:  # noqa: BLE001 (a failing test is a verdict, not a crash)
             self._error()
-            if isinstance(err, WireError) and "gone" in str(err):
+            if isinstance(err, Disconnected):  # the kernel is gone: the parent reports it
                 raise
             return {"ok": False}
         finally:

@@ -42,6 +42,10 @@ class WireError(Exception):
     where: list = []
 
 
+class Disconnected(WireError):
+    """The other side is gone: no answer will come."""
+
+
 def _raised(error: str, kind: str) -> WireError:
     """The other side's exception as one here: a built-in type stays that type (``except ValueError`` in
     a test still catches it), anything else is a plain :class:`WireError`."""
@@ -286,7 +290,7 @@ class Peer:
         while True:
             message = self.receive()
             if message is None:
-                raise WireError("the other side of the grading boundary is gone")
+                raise Disconnected("the other side of the grading boundary is gone")
             if message.get("k") == "answer":
                 self._apply_synced(message.get("synced"))
                 if message.get("ok") is True:

@@ -73,7 +73,7 @@ def test_calls_return_data_and_built_in_exceptions_keep_their_type():
         return x @ w
 
     def picky(task):
-        raise ValueError(f"unknown task {task!r}")
+        raise ValueError(f"unknown task {task!r}: gone")  # an honest message, whatever its words
 
     checker, _ = _pair({"forward": forward, "picky": picky})
     fns = checker.request({"op": "get", "names": ["forward", "picky", "missing"]})
