@@ -127,15 +127,19 @@ def free_names(code: str) -> set:
 
 
 def names_of(code: str) -> tuple[set, set]:
-    """(free, bound): the names a cell reads without binding them, and the names its top level binds.
+    """(free, bound): the names a cell reads without binding them, and the names its top level binds
+    (imports included).
 
-    >>> free, bound = names_of("x = f(a)\\ndef g(y):\\n    return y + z")
+    >>> free, bound = names_of("import numpy as np\\nx = f(a)\\ndef g(y):\\n    return y + z")
     >>> sorted(free), sorted(bound)
-    (['a', 'f', 'z'], ['g', 'x'])
+    (['a', 'f', 'z'], ['g', 'np', 'x'])
     """
     with PARSING:
         try:
-            return free_names(code), set(defined_names([code]))
+            tree = ast.parse(code)
+            imported = {(alias.asname or alias.name).split(".")[0] for node in tree.body
+                        if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+            return free_names(code), set(defined_names([code])) | imported
         except SyntaxError:
             return set(), set()
 

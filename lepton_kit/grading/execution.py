@@ -64,12 +64,14 @@ def plan(nb, answer_stubs=(), checker=False) -> Plan:
     ``answer_stubs``: the release's answer cells; the names they define belong to the student, so a
     baseline that a locked cell defines under the same name is not put back before each test.
 
-    ``checker``: tests run in the trusted checker. A locked cell runs there too (op ``setup``) when it
-    uses no name of the student's; one that does runs in the kernel only, and the names it binds
-    become the student's (the checker fetches them). Test cells (op ``check``) never reach the kernel.
+    ``checker``: tests run in the trusted checker. A locked cell runs there too (op ``setup``) when
+    every name it reads was bound by instructor code the checker ran before (earlier setup cells and
+    tests); one that reads anything else (a student's function, a variable of an unlocked cell) runs
+    in the kernel only, and the names it binds become the student's (the checker fetches them). Test
+    cells (op ``check``) never reach the kernel.
     """
     result = Plan(student_names=defined_names(answer_stubs), checker=checker)
-    student = set(result.student_names)
+    student, instructor = set(result.student_names), set()
     for index, cell in enumerate(nb["cells"]):
         op = operation(cell)
         if op is None:
@@ -77,14 +79,16 @@ def plan(nb, answer_stubs=(), checker=False) -> Plan:
         code, value = guarded(cell["source"]) if op != "run" else (cell["source"], None)
         if checker and op == "instr":
             free, bound = names_of(code)
-            if free & student:
+            if free - instructor:
                 op, code, value = "run", cell["source"], None
                 student |= bound
             else:
                 op = "setup"
                 result.kernel_code[index] = cell["source"]
+                instructor |= bound - student
         elif checker and op == "test":
             op = "check"
+            instructor |= names_of(code)[1] - student
         result.cells.append((index, op, code, value))
         result.labels[index] = label(cell, index)
     if checker:

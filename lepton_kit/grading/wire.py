@@ -113,9 +113,10 @@ class Peer:
     def __init__(self, send, receive, lookup=None, before_answer=None, assign=None, trusted=False):
         self.send, self.receive, self.lookup, self.before_answer = send, receive, lookup, before_answer
         self.assign = assign
-        # The trusted side (the checker) answers calls of the functions it handed over and nothing else:
-        # no attributes (``__globals__``, ``__code__``), items or names of its objects, and no traceback
-        # (its lines are the hidden test's) in the errors it sends.
+        # The trusted side (the checker) serves only the objects it handed over (a test's function, a
+        # random generator), and of those only what their use needs: calls, public attributes, items,
+        # len, iteration; never an underscore name (``__globals__``, ``__code__``, ``__self__``), a name of
+        # its namespace, or a traceback (its lines are the hidden test's) in the errors it sends.
         self.trusted = trusted
         self.handles, self.next_handle = {}, 1
         self.shared, self.shared_ids = {}, {}   # arrays this side sent as call arguments: number -> array
@@ -346,8 +347,9 @@ class Peer:
         if type(q) is not dict:
             raise ValueError("malformed request")
         op = q.get("op")
-        if self.trusted and op != "call":
-            raise PermissionError(f"the checker answers calls of the functions it handed over, not {op!r}")
+        if self.trusted and (op not in ("call", "getattr", "getitem", "len", "list", "repr", "bool")
+                             or op == "getattr" and str(q.get("name", "_")).startswith("_")):
+            raise PermissionError(f"the checker serves the objects it handed over, not {op!r} {q.get('name', '')}")
         if op == "get":
             found = {}
             for name in q.get("names", []):

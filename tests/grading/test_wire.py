@@ -153,7 +153,7 @@ def test_check_own_work_reads_a_remote_function():
         check_own_work(fns["shortcut"], "math")
 
 
-def test_the_checker_answers_calls_of_what_it_handed_over_and_nothing_else():
+def test_the_checker_serves_what_it_handed_over_and_nothing_else():
     """A student's function that got a test's function must not read its globals, code or failing lines."""
     def nosy(f):
         peer = object.__getattribute__(f, "_peer")
@@ -180,5 +180,15 @@ def test_the_checker_answers_calls_of_what_it_handed_over_and_nothing_else():
         return v * expected
 
     refused = checker.request({"op": "get", "names": ["nosy"]})["nosy"](hidden_helper)
-    assert len(refused) == 4 and all("answers calls" in r for r in refused[:3])
+    assert len(refused) == 4 and all("serves the objects it handed over" in r for r in refused[:3])
     assert refused[3] == "negative", refused[3]
+
+
+def test_a_generator_handed_over_is_usable():
+    """Tests hand student functions a random generator: its public methods work from the kernel."""
+    def noisy(x, rng):
+        return x + rng.normal(0.0, 1.0, size=x.shape)
+
+    checker, _ = _pair({"noisy": noisy})
+    out = checker.request({"op": "get", "names": ["noisy"]})["noisy"](np.zeros(3), np.random.default_rng(0))
+    np.testing.assert_allclose(out, np.random.default_rng(0).normal(0.0, 1.0, size=3))
