@@ -405,7 +405,7 @@ def _check(executor, checker, session, index, code, value, limits, deadline, res
             return True
         if record.get("k") not in ("ask", "answer"):
             continue
-        forward = {"k": record["k"], "i": index, **{key: record[key] for key in ("q", "ok", "value", "changed", "synced", "error", "type", "where")
+        forward = {"k": record["k"], "i": index, **{key: record[key] for key in ("q", "ok", "value", "changed", "state", "synced", "error", "type", "where")
                                                      if key in record}}
         if not other.send(forward, timeout=max(0.0, cell_deadline - time.monotonic())):
             result.stopped = f"the {'kernel' if other is executor else 'checker'} stopped reading during {name(index)}"
