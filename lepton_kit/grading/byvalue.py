@@ -1,5 +1,5 @@
 """Objects a test hands to a student's function by value: torch modules, optimizers, data loaders, Keras
-models, and the functions of an assignment that uses torch.
+models, and the functions of an assignment whose instructor code imports torch.
 
 A test such as ``train_one_epoch(model, loader, loss_fn, optimizer)`` builds a model in the checker and
 asks the student's function to train it. Handles cannot do that (the student's loop would run the
@@ -48,8 +48,9 @@ def _from_package(obj, packages=("torch", "keras")) -> bool:
     return any(module == p or module.startswith(p + ".") for p in packages)
 
 
-def wanted(args, kwargs) -> bool:
-    """Whether a call goes by value: an argument is a torch or Keras object, or a function while torch is loaded."""
+def wanted(args, kwargs, *, functions=False) -> bool:
+    """Whether a call goes by value: an argument is a torch or Keras object, or a function and ``functions``
+    (the checker's namespace holds torch: the student's code may differentiate through the function)."""
     def visit(obj, depth):
         if depth > MAX_DEPTH:
             return False
@@ -60,7 +61,7 @@ def wanted(args, kwargs) -> bool:
         if isinstance(obj, np.ndarray):
             return False
         if isinstance(obj, types.FunctionType):
-            return _torch() is not None
+            return functions
         return _from_package(obj)
 
     return visit(list(args), 0) or visit(dict(kwargs), 0)
@@ -79,11 +80,10 @@ def tracked(args, kwargs) -> list:
     def visit(obj, depth):
         if depth > MAX_DEPTH or id(obj) in seen:
             return
-        if type(obj) in (list, tuple):
-            for v in obj:
-                visit(v, depth + 1)
-        elif type(obj) is dict:
-            for v in obj.values():
+        if type(obj) in (list, tuple, dict):
+            if depth == 1 and type(obj) is not tuple:  # a list or dict argument comes back as the call left it
+                add(obj)
+            for v in (obj.values() if type(obj) is dict else obj):
                 visit(v, depth + 1)
         elif isinstance(obj, np.ndarray) or isinstance(obj, np.random.Generator) or _keras_model(obj):
             add(obj)
@@ -156,6 +156,8 @@ def state(obj):
     torch = _torch()
     if isinstance(obj, np.ndarray):
         return obj
+    if type(obj) in (list, dict):
+        return obj if plain(obj) else None
     if isinstance(obj, np.random.Generator):
         return obj.bit_generator.state
     if _keras_model(obj):
@@ -181,6 +183,11 @@ def restore(obj, value) -> None:
     if isinstance(obj, np.ndarray):
         if isinstance(value, np.ndarray) and value.shape == obj.shape and obj.flags.writeable:
             np.copyto(obj, value, casting="unsafe")
+    elif type(obj) is list and type(value) is list:
+        obj[:] = value
+    elif type(obj) is dict and type(value) is dict:
+        obj.clear()
+        obj.update(value)
     elif isinstance(obj, np.random.Generator):
         obj.bit_generator.state = value
     elif _keras_model(obj):

@@ -156,6 +156,8 @@ class Checker:
                     self.ns.update(fetched)
                 compiled = pushing(code, self.student, f"<cell {request.get('i')}>")
                 self.ns[PUSH] = self._push
+            # with torch in the tests' namespace, a function handed to a student's function goes by value
+            self.peer.functions_by_value = self.ns.get("torch") is sys.modules.get("torch") is not None
             exec(compiled, self.ns)
         except BaseException as err:  # noqa: BLE001 (a failing test is a verdict, not a crash)
             self._error()

@@ -120,6 +120,7 @@ class Peer:
         # len, iteration; never an underscore name (``__globals__``, ``__code__``, ``__self__``), a name of
         # its namespace, or a traceback (its lines are the hidden test's) in the errors it sends.
         self.trusted = trusted
+        self.functions_by_value = False  # set by the checker when its namespace holds torch
         self.handles, self.next_handle = {}, 1
         self.shared, self.shared_ids = {}, {}   # arrays this side sent as call arguments: number -> array
         self.received, self.digests = {}, {}    # the other side's shared arrays as decoded here
@@ -283,7 +284,7 @@ class Peer:
         """Call ``target`` (``{"name": ...}`` or ``{"h": ...}``) on the other side; mutable arguments
         (arrays, lists, dicts) come back changed as the call left them. From the checker, a call that
         hands over torch or Keras objects goes by value (:mod:`lepton_kit.grading.byvalue`)."""
-        if self.trusted and byvalue.wanted(args, kwargs):
+        if self.trusted and byvalue.wanted(args, kwargs, functions=self.functions_by_value):
             blob, objects = byvalue.pack(args, kwargs)
             reply = self._exchange({"op": "vcall", "target": target, "blob": base64.b64encode(blob).decode()})
             states = self.decode(reply.get("state"))

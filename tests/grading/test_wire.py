@@ -192,3 +192,97 @@ def test_a_generator_handed_over_is_usable():
     checker, _ = _pair({"noisy": noisy})
     out = checker.request({"op": "get", "names": ["noisy"]})["noisy"](np.zeros(3), np.random.default_rng(0))
     np.testing.assert_allclose(out, np.random.default_rng(0).normal(0.0, 1.0, size=3))
+
+
+# --- by value: torch objects handed to a student's function ------------------------------------------
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from lepton_kit.grading import byvalue  # noqa: E402
+
+
+def _student_epoch(model, optimizer, x, y, seen):
+    model.train()
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    seen.append(len(x))
+    return 0.5
+
+
+def test_a_model_and_its_optimizer_go_by_value_and_their_state_comes_back():
+    checker, _ = _pair({"epoch": _student_epoch})
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2))
+    twin = nn.Sequential(nn.Linear(3, 2))
+    twin.load_state_dict(model.state_dict())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 1])
+    model.eval()
+    seen = []
+    for _ in range(2):                               # the momentum buffer must survive between calls
+        assert Remote.__call__(checker.request({"op": "get", "names": ["epoch"]})["epoch"],
+                               model, optimizer, x, y, seen) == 0.5
+        _student_epoch(twin, twin_opt := getattr(twin, "opt", None) or torch.optim.SGD(
+            twin.parameters(), lr=0.1, momentum=0.9), x, y, [])
+        twin.opt = twin_opt
+    assert model.training, "the training flag set by the student's code came back"
+    assert seen == [5, 5], "a list handed over comes back as the call left it"
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q)
+    assert optimizer.param_groups[0]["params"][0] is next(model.parameters()), "the checker's objects stay its own"
+    assert "momentum_buffer" in optimizer.state[next(model.parameters())]
+
+
+def test_a_function_handed_over_in_a_torch_assignment_can_be_differentiated_and_arrays_come_back_changed():
+    def gradient(f, x):
+        t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        f(t).backward()
+        x[0] = 99.0                                  # a student's function that changes its input
+        return t.grad.numpy()
+
+    checker, _ = _pair({"gradient": gradient})
+    checker.functions_by_value = True                # the checker's namespace holds torch
+    remote = checker.request({"op": "get", "names": ["gradient"]})["gradient"]
+    x = np.array([1.0, -2.0, 3.0])
+    g = remote(lambda t: (t ** 2).sum(), x)
+    np.testing.assert_allclose(g, [2.0, -4.0, 6.0])
+    assert x[0] == 99.0, "the change to the array handed over is seen by the test"
+
+
+def test_a_model_of_torch_layers_comes_back_rebuilt_and_others_stay_handles():
+    class Mine(nn.Module):
+        def forward(self, x):
+            return x
+
+    torch.manual_seed(1)
+    made = nn.Sequential(nn.Unflatten(1, (1, 8)), nn.Conv1d(1, 2, 3, padding="same"), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(16, 2), nn.BCEWithLogitsLoss())
+    checker, _ = _pair({"build": lambda: made, "mine": Mine})
+    names = checker.request({"op": "get", "names": ["build", "mine"]})
+    rebuilt = names["build"]()
+    assert isinstance(rebuilt, nn.Sequential) and rebuilt is not made
+    assert [type(m).__name__ for m in rebuilt] == [type(m).__name__ for m in made]
+    x = torch.randn(4, 8)
+    torch.testing.assert_close(rebuilt[:5](x), made[:5](x))
+    assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in made.parameters())
+    assert isinstance(names["mine"](), Remote), "a class of the student's own stays in the kernel"
+
+
+@pytest.mark.parametrize("name", ["os:system", "builtins:eval", "torch.nn.functional:relu",
+                                  "torch.nn.modules.linear:Linear.__init__", "collections:OrderedDict"])
+def test_the_checker_rebuilds_torch_layers_only(name):
+    peer = Peer(send=None, receive=None, trusted=True)
+    tree = {**byvalue.describe_module(nn.Linear(2, 2)), "class": name}
+    with pytest.raises(ValueError):
+        peer.decode({"$m": json.loads(json.dumps(Peer(send=None, receive=None).encode(tree)))})
+
+
+def test_the_kernel_never_receives_a_model_description_and_keras_settings_name_keras_only():
+    tree = Peer(send=None, receive=None).encode(byvalue.describe_module(nn.Linear(2, 2)))
+    with pytest.raises(ValueError):
+        Peer(send=None, receive=None).decode({"$m": tree})          # the untrusted side
+    assert isinstance(Peer(send=None, receive=None, trusted=True).decode({"$m": tree}), nn.Linear)
+    with pytest.raises(ValueError, match="only Keras"):
+        byvalue._check_keras_config({"loss": {"module": "os", "class_name": "system", "config": {}}})
+    byvalue._check_keras_config({"optimizer": {"module": "keras.optimizers", "class_name": "Adam", "config": {}}})
