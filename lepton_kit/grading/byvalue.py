@@ -110,20 +110,38 @@ def tracked(args, kwargs) -> list:
     return found
 
 
-def pack(args, kwargs) -> tuple[bytes, list]:
-    """The checker's side: one pickle of ``(args, kwargs, objects)`` and the objects whose state comes back."""
+def pack(args, kwargs, *, handle_of=lambda obj: None) -> tuple[bytes, list]:
+    """The checker's side: one pickle of ``(args, kwargs, objects)`` and the objects whose state comes back.
+
+    ``handle_of(obj)``: the kernel's number for an object that lives there (a handle), pickled as that number."""
+    import io
+
     import cloudpickle
 
+    class Pickler(cloudpickle.Pickler):
+        def persistent_id(self, obj):
+            number = handle_of(obj)
+            return None if number is None else ("handle", number)
+
     objects = tracked(args, kwargs)
-    return cloudpickle.dumps((tuple(args), dict(kwargs), objects)), objects
+    buffer = io.BytesIO()
+    Pickler(buffer).dump((tuple(args), dict(kwargs), objects))
+    return buffer.getvalue(), objects
 
 
-def unpack(blob: bytes):
-    """The kernel's side: the call's ``(args, kwargs, objects)`` (the pickle comes from the checker)."""
+def unpack(blob: bytes, *, handles=None):
+    """The kernel's side: the call's ``(args, kwargs, objects)`` (the pickle comes from the checker);
+    ``handles``: this side's objects by number."""
+    import io
     import pickle
 
-    args, kwargs, objects = pickle.loads(blob)
-    return args, kwargs, objects
+    class Unpickler(pickle.Unpickler):
+        def persistent_load(self, pid):
+            if type(pid) is tuple and len(pid) == 2 and pid[0] == "handle" and pid[1] in (handles or {}):
+                return handles[pid[1]]
+            raise pickle.UnpicklingError("a handle this side never gave out")
+
+    return Unpickler(io.BytesIO(blob)).load()
 
 
 def plain(value, depth=0) -> bool:
@@ -143,8 +161,10 @@ def plain(value, depth=0) -> bool:
 
 
 def module_state(module) -> dict:
-    """A module's own parameters, buffers, training flag and plain public attributes (children not included)."""
+    """A module's own parameters (and which are frozen), buffers, training flag and plain public attributes
+    (children not included)."""
     return {"p": {k: None if v is None else v.detach() for k, v in module._parameters.items()},
+            "frozen": sorted(k for k, v in module._parameters.items() if v is not None and not v.requires_grad),
             "b": dict(module._buffers),
             "training": bool(module.training),
             "attrs": {k: v for k, v in vars(module).items()
@@ -220,6 +240,10 @@ def _restore_module(torch, module, value, public_only):
                     current.copy_(tensor)
                 else:
                     store[str(name)] = wrap(tensor)
+    frozen = value.get("frozen", [])
+    for name, p in module._parameters.items():
+        if p is not None and type(frozen) is list:
+            p.requires_grad_(name not in frozen)
     module.training = bool(value.get("training", module.training))
     for name, data in value.get("attrs", {}).items():
         if type(name) is str and (not public_only or not name.startswith("_")) and not name.startswith("__") \
@@ -287,3 +311,54 @@ def build_module(tree, depth=0):
     for name, child in tree.get("children", []):
         module._modules[str(name)] = build_module(child, depth + 1)
     return module
+
+
+class Alias:
+    """A tensor the student's function returned that *is* a parameter or buffer of an object it was handed
+    (``model.state_dict()`` without a copy): the checker answers with a view of its own tensor, so a later
+    call that trains the model changes it too, as it would in one process."""
+
+    __slots__ = ("index", "table", "name")
+
+    def __init__(self, index, table, name):
+        self.index, self.table, self.name = index, table, name
+
+
+def mark_aliases(value, objects):
+    """The kernel's side: ``value`` with every tensor that shares its storage with a parameter or buffer of
+    ``objects`` replaced by an :class:`Alias` (a state dict comes back as a plain dict)."""
+    torch = _torch()
+    if torch is None:
+        return value
+    owners = {}
+    for index, obj in enumerate(objects):
+        if isinstance(obj, torch.nn.Module):
+            for table, store in (("p", obj._parameters), ("b", obj._buffers)):
+                for name, t in store.items():
+                    if t is not None and t.numel():
+                        owners.setdefault((t.data_ptr(), tuple(t.shape), t.dtype), Alias(index, table, name))
+
+    def mark(v, depth):
+        if depth > MAX_DEPTH:
+            return v
+        if isinstance(v, torch.Tensor):
+            return owners.get((v.data_ptr(), tuple(v.shape), v.dtype), v) if v.numel() else v
+        if type(v) in (list, tuple):
+            return type(v)(mark(item, depth + 1) for item in v)
+        if isinstance(v, dict) and type(v).__module__ in ("builtins", "collections"):
+            return {k: mark(item, depth + 1) for k, item in v.items()}
+        return v
+
+    return mark(value, 0) if owners else value
+
+
+def aliased(objects, index, table, name):
+    """The checker's side of :class:`Alias`: a view of its own parameter or buffer."""
+    torch = _torch()
+    obj = objects[index] if type(index) is int and 0 <= index < len(objects) else None
+    if not isinstance(obj, torch.nn.Module) or table not in ("p", "b"):
+        raise ValueError("an alias to nothing that was handed over")
+    tensor = (obj._parameters if table == "p" else obj._buffers).get(name)
+    if tensor is None:
+        raise ValueError(f"an alias to a tensor {name!r} that the object does not have")
+    return tensor.detach()

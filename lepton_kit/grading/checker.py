@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
+import importlib
 import json
 import os
 import sys
@@ -30,6 +32,9 @@ from lepton_kit.grading.cells import free_names
 from lepton_kit.grading.executor import Channel, Stream
 from lepton_kit.grading.wire import Disconnected, Peer, Remote, dumps
 
+# Kit functions that train a model: on a student's own model class (a handle) they run in the kernel, where
+# the model lives; evaluate and predict stay here and call the model's forward across the boundary.
+IN_THE_KERNEL = ("lepton_kit.train.fit",)
 _kit_check_own_work = None  # lepton_kit.checks.check_own_work as imported, before serve() points it here
 
 
@@ -121,6 +126,19 @@ class Checker:
         line = self.reader.readline()
         return json.loads(line) if line else None
 
+    def _in_the_kernel(self, path, kit_function):
+        """``kit_function`` as the tests call it: on a student's object (a handle: a model of the student's own
+        class), the kernel's copy of the kit runs it; on the checker's own objects, it runs here."""
+        peer = self.peer
+
+        @functools.wraps(kit_function)
+        def run(*args, **kwargs):
+            if any(type(a) is Remote for a in (*args, *kwargs.values())):
+                return peer.call({"kit": path}, args, kwargs)
+            return kit_function(*args, **kwargs)
+
+        return run
+
     def _push(self, name, value):
         """A test rebinds a student's name (a spy around ``mlp_forward``): the kernel's namespace gets it too."""
         self.peer.request({"op": "set", "name": name, "value": self.peer.encode(value)})
@@ -159,6 +177,7 @@ class Checker:
             # with torch in the tests' namespace, a function handed to a student's function goes by value
             self.peer.functions_by_value = self.ns.get("torch") is sys.modules.get("torch") is not None
             exec(compiled, self.ns)
+            value = self.ns.pop(request.get("value") or "__lepton_value__", None)  # before the names are forgotten
         except BaseException as err:  # noqa: BLE001 (a failing test is a verdict, not a crash)
             self._error()
             if isinstance(err, Disconnected):  # the kernel is gone: the parent reports it
@@ -168,10 +187,9 @@ class Checker:
             for name in self.student:
                 self.ns.pop(name, None)
             for name, obj in fetched.items():  # read afresh by the next test, unless this one rebound it
-                if self.ns.get(name) is obj:
+                if name in self.ns and self.ns[name] is obj:
                     del self.ns[name]
             self.flush()
-        value = self.ns.pop(request.get("value") or "__lepton_value__", None)
         return {"ok": True, "value": _plain_number(value)}
 
     def serve(self) -> None:
@@ -186,6 +204,11 @@ class Checker:
 
                 if _kit_check_own_work is None:  # the tests' check_own_work also takes a Remote function
                     _kit_check_own_work, lepton_kit.checks.check_own_work = lepton_kit.checks.check_own_work, check_own_work
+                for path in IN_THE_KERNEL:
+                    module, _, name = path.rpartition(".")
+                    module = importlib.import_module(module)
+                    if not hasattr(getattr(module, name), "__wrapped__"):
+                        setattr(module, name, self._in_the_kernel(path, getattr(module, name)))
                 self._send({"t": "ready"})
             elif request.get("op") == "instr":
                 outcome = self.run(request)
@@ -195,6 +218,11 @@ class Checker:
 
 
 def main() -> int:
+    memory = os.environ.get("LEPTON_CHECKER_MEMORY", "")
+    if memory.isdigit():  # a student's model rebuilt here (or its state) must not exhaust the grading machine
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_DATA, (int(memory), int(memory)))
     records, requests = os.dup(1), os.dup(0)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)

@@ -220,7 +220,8 @@ CHECKER = [sys.executable, "-s", "-m", "lepton_kit.grading.checker"]
 def start_checker(limits: Limits, folder: Path) -> "Executor":
     """The trusted checker (:mod:`lepton_kit.grading.checker`): a plain child process, in an empty ``folder``."""
     env = {**os.environ, **thread_env(limits.threads), "MPLBACKEND": "Agg", "LEPTON_PROGRESS": "0",
-           "PYTHONSAFEPATH": "1", "NBGRADER_EXECUTION": "autograde", "TF_CPP_MIN_LOG_LEVEL": "2"}
+           "PYTHONSAFEPATH": "1", "NBGRADER_EXECUTION": "autograde", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "LEPTON_CHECKER_MEMORY": str(int(limits.memory))}  # the kernel's memory cap: a model it rebuilds is the student's
     env.pop("LEPTON_RECORD_FILE", None)
     proc = subprocess.Popen(CHECKER, cwd=folder, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)

@@ -30,3 +30,21 @@ def test_a_small_request_is_written_whole():
     lines = list(executor.records(time.monotonic() + 10))
     proc.wait()
     assert int(lines[0]) == len('{"op": "run", "code": ""}\n') + 200_000
+
+
+def test_the_checker_runs_under_the_kernels_memory_cap(tmp_path):
+    """A student's model rebuilt in the checker (or its state) cannot exhaust the grading machine."""
+    from lepton_kit.grading.sandbox import start_checker
+
+    checker = start_checker(Limits(memory=3 << 30), tmp_path)
+    try:
+        limit = None
+        for _ in range(100):
+            lines = [l for l in open(f"/proc/{checker.proc.pid}/limits") if l.startswith("Max data size")]
+            limit = lines[0].split()[3] if lines else None
+            if limit == str(3 << 30):
+                break
+            time.sleep(0.1)
+        assert limit == str(3 << 30)
+    finally:
+        checker.kill()

@@ -286,3 +286,53 @@ def test_the_kernel_never_receives_a_model_description_and_keras_settings_name_k
     with pytest.raises(ValueError, match="only Keras"):
         byvalue._check_keras_config({"loss": {"module": "os", "class_name": "system", "config": {}}})
     byvalue._check_keras_config({"optimizer": {"module": "keras.optimizers", "class_name": "Adam", "config": {}}})
+
+
+def test_parameters_a_student_function_freezes_come_back_frozen():
+    def freeze(model):
+        for p in model[0].parameters():
+            p.requires_grad = False
+
+    checker, _ = _pair({"freeze": freeze})
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    checker.request({"op": "get", "names": ["freeze"]})["freeze"](model)
+    assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
+
+
+def test_a_test_ending_in_an_expression_when_the_kernel_holds_none_under_that_name(tmp_path):
+    """The checker forgets the names it fetched after a test; one the test itself rebound is not there to forget."""
+    import io
+    import os
+
+    from lepton_kit.grading.checker import Checker
+    from lepton_kit.grading.executor import Channel
+
+    read, write = os.pipe()
+    try:
+        checker = Checker(Channel(write, 1 << 20), io.StringIO(), [])
+        checker.peer, _ = _pair({"__lepton_value__": None, "total": None})
+        checker.student = {"__lepton_value__", "total"}
+        out = checker.run({"op": "test", "i": 3, "code": "del total\n__lepton_value__ = (1 + 1)\n",
+                           "value": "__lepton_value__"})
+        assert out == {"ok": True, "value": 2.0}
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_a_state_dict_returned_without_a_copy_stays_tied_to_the_model():
+    """``return model.state_dict()``: the next call that trains the model changes what the first returned."""
+    def client(model, lr):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(lr)
+        return model.state_dict(), {k: v.clone() for k, v in model.state_dict().items()}
+
+    checker, _ = _pair({"client": client})
+    remote = checker.request({"op": "get", "names": ["client"]})["client"]
+    model = nn.Linear(2, 1)
+    shared, copied = remote(model, 1.0)
+    kept = {k: v.clone() for k, v in shared.items()}
+    remote(model, 1.0)
+    assert not torch.equal(shared["weight"], kept["weight"]), "the state that shares the model's tensors moved"
+    assert torch.equal(copied["weight"], kept["weight"]), "the copied state did not"
