@@ -50,11 +50,7 @@ c.LeptonAutograde.data = 64 * 1024**2         # bytes of one call's data between
 # Tests run in a trusted checker process that calls into the student's kernel for data only (the verdict
 # is computed where student code cannot reach). These assignments still run their tests inside the
 # kernel under the in-process guard, whose verdicts can be forged (autograder/README.md): not yet ported.
-c.LeptonAutograde.tests_in_kernel = [
-    "07_transfer",
-    "08_compression", "09_deployment", "11_fedprivacy", "p1_budget", "p2_federated",
-    "s1_repair", "s2_equation",
-]
+c.LeptonAutograde.tests_in_kernel = ["07_transfer", "08_compression", "09_deployment", "p2_federated"]
 
 # --- formgrader's buttons follow the course's rules (lepton_kit/grading/formgrader.py) ---------------
 # Generate Feedback: test cells show their visible part only (nbgrader's own feedback shows hidden tests).

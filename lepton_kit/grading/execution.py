@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -222,8 +223,10 @@ class _Session:
         run.outputs.append(output)
 
 
-def run(plan: Plan, limits: Limits, files: Path, backend, slot: int = 0) -> NotebookRun:
-    """Execute a planned notebook through ``backend``; never raises for anything the notebook does."""
+def run(plan: Plan, limits: Limits, files: Path, backend, slot: int = 0, checker_files=()) -> NotebookRun:
+    """Execute a planned notebook through ``backend``; never raises for anything the notebook does.
+
+    ``checker_files``: the grader's own files the checker's tests read (the grader's draw of the tasks)."""
     began = time.monotonic()
     result = NotebookRun(cells={index: CellRun() for index, _, _, _ in plan.cells})
     session = _Session(limits, result.cells, result.notes, plan.label)
@@ -233,6 +236,8 @@ def run(plan: Plan, limits: Limits, files: Path, backend, slot: int = 0) -> Note
         executor = backend.start(limits, files, slot=slot)
         if plan.checker:
             folder = tempfile.TemporaryDirectory(prefix="lepton-checker-")
+            for path in checker_files:
+                shutil.copyfile(path, Path(folder.name) / Path(path).name)
             checker = start_checker(limits, Path(folder.name))
             executor.carry_data()
     except OSError as err:

@@ -242,7 +242,8 @@ def execute(sub: Submission, batch: Batch) -> None:
     """Run each planned notebook through the batch's backend; the staged files go afterwards."""
     try:
         for name, planned in sub.plans.items():
-            run = execution.run(planned, batch.limits, sub.files, batch.backend, slot=sub.slot)
+            drawn = [sub.files / draws.VARIANT_FILE] if sub.tasks else []  # the grader's draw, for the checker too
+            run = execution.run(planned, batch.limits, sub.files, batch.backend, slot=sub.slot, checker_files=drawn)
             if run.failure:
                 sub.fail(run.failure)
                 return

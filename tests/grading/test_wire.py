@@ -336,3 +336,44 @@ def test_a_state_dict_returned_without_a_copy_stays_tied_to_the_model():
     remote(model, 1.0)
     assert not torch.equal(shared["weight"], kept["weight"]), "the state that shares the model's tensors moved"
     assert torch.equal(copied["weight"], kept["weight"]), "the copied state did not"
+
+
+def test_a_model_of_the_students_own_class_trains_in_the_kernel_and_is_evaluated_here():
+    from lepton_kit.train import evaluate
+
+    class Mine(nn.Module):                            # a class of the student's own: it stays in the kernel
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.layer(x)
+
+    torch.manual_seed(0)
+    namespace = {"model": Mine()}
+    checker, _ = _pair(namespace)
+    checker.functions_by_value = True                # the tests' namespace holds torch
+    model = checker.request({"op": "get", "names": ["model"]})["model"]
+    assert isinstance(model, Remote)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    before = evaluate(model, x, y)["accuracy"]         # forward calls across the boundary, the metric here
+    history = checker.call({"kit": "lepton_kit.train.fit"}, (model, x, y),
+                           {"epochs": 30, "lr": 0.05, "progress": False,
+                            "scheduler": lambda opt: torch.optim.lr_scheduler.StepLR(opt, 10)})
+    assert len(history["loss"]) == 30
+    after = evaluate(model, x, y)["accuracy"]
+    assert after > max(before, 0.9), (before, after)
+    assert evaluate(namespace["model"], x, y)["accuracy"] == after   # it was the kernel's model that trained
+    with pytest.raises(ValueError, match="malformed target"):
+        checker.call({"kit": "os.system"}, ("true",), {})
+
+
+def test_a_pickle_naming_a_handle_that_was_never_given_out_is_refused():
+    import pickle
+
+    blob, _ = byvalue.pack((np.zeros(2),), {}, handle_of=lambda obj: 7 if type(obj) is np.ndarray else None)
+    with pytest.raises(pickle.UnpicklingError):
+        byvalue.unpack(blob, handles={1: object()})
+    assert byvalue.unpack(blob, handles={7: "the kernel's object"})[0] == ("the kernel's object",)
