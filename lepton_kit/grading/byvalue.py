@@ -44,8 +44,12 @@ def _keras_model(obj) -> bool:
 
 
 def _from_package(obj, packages=("torch", "keras")) -> bool:
-    module = getattr(type(obj), "__module__", "") or ""
-    return any(module == p or module.startswith(p + ".") for p in packages)
+    """Whether ``obj``'s class or one of its bases (a test's own ``nn.Module`` subclass) comes from ``packages``."""
+    for cls in getattr(type(obj), "__mro__", ()):
+        module = getattr(cls, "__module__", "") or ""
+        if any(module == p or module.startswith(p + ".") for p in packages):
+            return True
+    return False
 
 
 def wanted(args, kwargs, *, functions=False) -> bool:

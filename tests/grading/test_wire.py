@@ -377,3 +377,19 @@ def test_a_pickle_naming_a_handle_that_was_never_given_out_is_refused():
     with pytest.raises(pickle.UnpicklingError):
         byvalue.unpack(blob, handles={1: object()})
     assert byvalue.unpack(blob, handles={7: "the kernel's object"})[0] == ("the kernel's object",)
+
+
+def test_a_tests_own_module_subclass_goes_by_value():
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def forward(self, x):
+            self.calls.append(self.training)
+            return x
+
+    checker, _ = _pair({"run": lambda m: (isinstance(m, nn.Module), m(torch.zeros(2)).shape[0])})
+    probe = Probe().eval()
+    assert checker.request({"op": "get", "names": ["run"]})["run"](probe) == (True, 2), "a module there, not a handle"
+    assert probe.calls == [False], "the probe handed over alone recorded its call"
