@@ -48,7 +48,7 @@ demo: install release run
 	$(BIN)/lepton report
 	@echo "open build/report/index.html"
 
-## The whole suite (what CI runs): every notebook, every sample and common mistake graded, browser, cluster, PostgreSQL and Flower tests (about 45 min on 2 cores).
+## The whole suite (what CI runs): every notebook, every sample and common mistake graded, browser, cluster, PostgreSQL and Flower tests (about 47 min on 2 cores).
 ## Flower's parity and deployment tests run in .venv-flower (make flower, about 80 s once).
 test: install flower
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=30
